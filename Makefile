@@ -1,0 +1,38 @@
+# Quick start: `make demo`, `make test`. Everything a fresh machine needs is installed from here.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# Without an NVIDIA GPU pin the CPU torch build; with one, let pip choose the CUDA build.
+TORCH_PIN := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints/cpu.txt)
+# Debian packages the tests need (installed when run as root).
+DEBIAN_TEST_PACKAGES :=
+
+.PHONY: demo test install-server install-test debian-test-packages clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.server: pyproject.toml constraints/cpu.txt | $(PY)
+	$(PIP) install -q $(TORCH_PIN) torch
+	$(PIP) install -q $(TORCH_PIN) -e ".[server]"
+	touch $@
+
+$(VENV)/.test: pyproject.toml constraints/cpu.txt $(VENV)/.server
+	$(PIP) install -q $(TORCH_PIN) -e ".[server,test]"
+	touch $@
+
+debian-test-packages:
+	@if [ -n "$(strip $(DEBIAN_TEST_PACKAGES))" ] && [ "$$(id -u)" = 0 ]; then \
+		missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
+	fi
+
+demo: $(VENV)/.server
+	$(VENV)/bin/airquill generate "And God said" --length 96 --steps 48
+
+test: $(VENV)/.test debian-test-packages
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

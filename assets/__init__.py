@@ -1,0 +1,6 @@
+"""Shipped data: the trained models, the corpus they were trained on, fonts. See assets/README.md."""
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+MODELS = ROOT / "models"
+CORPUS = ROOT / "corpus" / "kjv.txt.gz"

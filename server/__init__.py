@@ -1,0 +1,1 @@
+"""The GPU side: model loading, samplers, the scheduler, training and benchmarks."""

@@ -1,0 +1,22 @@
+"""Local generation for the CLI: load a model and stream one request's steps."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from airquill.server.models.loader import load_adapter
+from airquill.server.sampling.drivers import iter_denoise
+from airquill.server.sampling.masked import MaskedDenoiser
+from airquill.server.sampling.options import SamplingOptions
+from airquill.shared.step import Step
+
+
+def run_generate(*, model: str | None, prompt: str, length: int, options: SamplingOptions,
+                 device: str | None = None) -> tuple[Iterator[Step], dict]:
+    adapter = load_adapter(model, device=device)
+    state = MaskedDenoiser.for_generation(adapter, prompt, length, options)
+
+    def steps() -> Iterator[Step]:
+        yield state.initial_step()
+        yield from iter_denoise(adapter, state)
+
+    return steps(), {"model": adapter.name}

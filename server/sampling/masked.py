@@ -1,0 +1,230 @@
+"""The masked (absorbing-state) family as a per-request state machine: MDLM / LLaDA / BD3-LM sampling.
+
+A request is a document of token ids in which some positions are masked: the tail after a prompt
+(generation) or spans inside a text (infilling). Blocks aligned to `block_size` are denoised in order; the
+finished blocks before the current one form the clean, cacheable prefix. Each call pair
+`next_forward()` -> `advance(logits)` is one forward pass and returns one `Step`. A committed token never
+changes; predictions for positions not committed are discarded and made afresh at the next step.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from airquill.server.models.base import ForwardRequest, ModelAdapter
+from airquill.server.sampling.display import TokenDisplay
+from airquill.server.sampling.noise import draw
+from airquill.server.sampling.options import SamplingOptions
+from airquill.shared.step import FinishReason, Step, TokenChange
+
+
+@dataclass(frozen=True)
+class Span:
+    """Characters [start, end) of a text to regenerate, optionally with a new length in tokens."""
+
+    start: int
+    end: int
+    new_length: int | None = None
+
+
+class MaskedDenoiser:
+    """State of one masked-diffusion request."""
+
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        document: Sequence[int],
+        output_start: int,
+        options: SamplingOptions,
+        *,
+        block_size: int,
+        display: TokenDisplay,
+    ):
+        options.validate()
+        self.adapter, self.options, self.display = adapter, options, display
+        self.mask_id = adapter.mask_id
+        pad_id = adapter.tokenizer.pad_token_id
+        self.banned = sorted({self.mask_id} | ({pad_id} if pad_id is not None else set()))
+        self.ids = torch.tensor(list(document), dtype=torch.long)
+        self.output_start = output_start
+        self.block_size = block_size
+        self.schedule = options.commit_schedule()
+        self.generator = torch.Generator().manual_seed(options.seed)
+        self.cache = adapter.new_cache() if options.prefix_cache else None
+        self.confidence = torch.zeros(len(self.ids), dtype=torch.float64)
+        self.confidence[~self._masked()] = 1.0
+        self.blocks = self._plan_blocks()
+        self.block_index, self.block_step = 0, 0
+        self.index = 0
+        self.total = sum(steps for _, _, steps, _ in self.blocks)
+        self.finish: FinishReason | None = None
+        self.cancel_requested = False
+        self.strings = self.display.strings(self._visible_ids())
+        self.shown = self.output_ids
+
+    # --- construction ------------------------------------------------------------------------------
+
+    @classmethod
+    def for_generation(cls, adapter: ModelAdapter, prompt: str, length: int, options: SamplingOptions, *,
+                       display: TokenDisplay | None = None) -> MaskedDenoiser:
+        if not prompt or not prompt.strip():
+            raise ValueError("prompt is empty")
+        prompt_ids = adapter.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        limit = adapter.max_length - len(prompt_ids)
+        if length < 1 or length > limit:
+            raise ValueError(f"length must be between 1 and {limit} tokens for this prompt and model, got {length}")
+        block = options.block_size or adapter.default_block_size
+        return cls(adapter, prompt_ids + [adapter.mask_id] * length, len(prompt_ids), options,
+                   block_size=block, display=display or TokenDisplay(adapter.tokenizer))
+
+    @classmethod
+    def for_infill(cls, adapter: ModelAdapter, text: str, spans: Sequence[Span], options: SamplingOptions, *,
+                   display: TokenDisplay | None = None) -> MaskedDenoiser:
+        spans = sorted(spans, key=lambda s: s.start)
+        if not spans:
+            raise ValueError("no spans to regenerate")
+        previous_end = 0
+        for span in spans:
+            if not 0 <= span.start <= span.end <= len(text):
+                raise ValueError(f"span [{span.start}, {span.end}) lies outside the text (length {len(text)})")
+            if span.start < previous_end:
+                raise ValueError(f"span [{span.start}, {span.end}) overlaps the span before it")
+            if span.new_length is not None and span.new_length < 1:
+                raise ValueError(f"a span's new length must be at least 1 token, got {span.new_length}")
+            if span.end == span.start and span.new_length is None:
+                raise ValueError(f"the empty span at {span.start} needs a new length")
+            previous_end = span.end
+        display = display or TokenDisplay(adapter.tokenizer)
+        document: list[int] = []
+        cursor = 0
+        for span in spans:
+            document += _exact_tokens(adapter, display, text[cursor : span.start])
+            original = adapter.tokenizer(text[span.start : span.end], add_special_tokens=False)["input_ids"]
+            document += [adapter.mask_id] * (span.new_length or max(1, len(original)))
+            cursor = span.end
+        document += _exact_tokens(adapter, display, text[cursor:])
+        if len(document) > adapter.max_length:
+            raise ValueError(f"the text is {len(document)} tokens; this model takes at most {adapter.max_length}")
+        block = options.block_size or adapter.widest_block_size
+        return cls(adapter, document, 0, options, block_size=block, display=display)
+
+    def _plan_blocks(self) -> list[tuple[int, int, int, int]]:
+        """(start, end, steps, masked count) for each block holding masked positions, in order."""
+        masked = self._masked()
+        spans = []
+        for start in range(0, len(self.ids), self.block_size):
+            end = min(start + self.block_size, len(self.ids))
+            n = int(masked[start:end].sum())
+            if n:
+                spans.append((start, end, n))
+        if not spans:
+            raise ValueError("nothing to generate: no masked positions")
+        if self.schedule.adaptive:
+            return [(s, e, self.schedule.block_steps(n, 0), n) for s, e, n in spans]
+        if self.options.steps < len(spans):
+            raise ValueError(f"steps must be at least the number of blocks ({len(spans)}), got {self.options.steps}")
+        budget = split_budget([n for _, _, n in spans], self.options.steps)
+        return [(s, e, self.schedule.block_steps(n, b), n) for (s, e, n), b in zip(spans, budget)]
+
+    # --- the state machine -------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.finish is not None
+
+    def cancel(self) -> None:
+        """Ask to stop; the driver ends the request before its next forward pass."""
+        self.cancel_requested = True
+
+    def next_forward(self) -> ForwardRequest:
+        if self.done:
+            raise RuntimeError("request already finished")
+        start, end, _, _ = self.blocks[self.block_index]
+        return ForwardRequest(ids=self.ids, canvas=(start, end), block_size=self.block_size, cache=self.cache)
+
+    def advance(self, logits: torch.Tensor) -> Step:
+        """Turn the forward pass's canvas logits into one step."""
+        start, end, steps, block_total = self.blocks[self.block_index]
+        if logits.shape[0] != end - start:
+            raise ValueError(f"expected logits for {end - start} canvas positions, got {logits.shape[0]}")
+        masked = (self.ids[start:end] == self.mask_id).nonzero().squeeze(-1)
+        drawn = draw(logits[masked], temperature=self.options.temperature, top_p=self.options.top_p,
+                     generator=self.generator, banned=self.banned)
+        chosen = self.schedule.select(drawn.confidence, drawn.entropy, step=self.block_step, steps=steps,
+                                      block_total=block_total)
+        positions = masked[chosen] + start
+        self.ids[positions] = drawn.tokens[chosen]
+        self.confidence[positions] = drawn.confidence[chosen]
+        self.index += 1
+        self.block_step += 1
+        if not bool((self.ids[start:end] == self.mask_id).any()):
+            self.block_index, self.block_step = self.block_index + 1, 0
+        elif self.block_step >= steps:
+            raise AssertionError(f"schedule left masked tokens after its {steps} steps")
+        if self.block_index == len(self.blocks):
+            self.finish = FinishReason.DONE
+        return self._step()
+
+    def finish_cancelled(self) -> Step:
+        self.finish = FinishReason.CANCELLED
+        return self._step()
+
+    # --- results -----------------------------------------------------------------------------------
+
+    def _masked(self) -> torch.Tensor:
+        return self.ids == self.mask_id
+
+    def _visible_ids(self) -> list[int | None]:
+        return [None if t == self.mask_id else t for t in self.ids[self.output_start :].tolist()]
+
+    def _step(self) -> Step:
+        strings = self.display.strings(self._visible_ids())
+        out = self.ids[self.output_start :].tolist()
+        conf = self.confidence[self.output_start :].tolist()
+        changes = tuple(
+            TokenChange(i, out[i], s, conf[i], 1.0 if out[i] == self.mask_id else 0.0)
+            for i, s in enumerate(strings)
+            if s != self.strings[i] or out[i] != self.shown[i]
+        )
+        self.strings, self.shown = strings, out
+        return Step(index=self.index, total=self.total, length=len(out), changes=changes, finish=self.finish)
+
+    def initial_step(self) -> Step:
+        """Step 0: the starting canvas (every position with its noise), for clients that draw it first."""
+        out = self.ids[self.output_start :].tolist()
+        conf = self.confidence[self.output_start :].tolist()
+        changes = tuple(
+            TokenChange(i, t, self.strings[i], conf[i], 1.0 if t == self.mask_id else 0.0) for i, t in enumerate(out)
+        )
+        return Step(index=0, total=self.total, length=len(out), changes=changes)
+
+    @property
+    def output_ids(self) -> list[int]:
+        return self.ids[self.output_start :].tolist()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.display.strings(self._visible_ids()))
+
+
+def split_budget(counts: Sequence[int], steps: int) -> list[int]:
+    """Share `steps` among blocks with `counts` masked tokens: at least one each, never more than a block's
+    count, and as even a number of tokens per step as possible. Sums to min(steps, sum(counts))."""
+    alloc = [1] * len(counts)
+    for _ in range(min(steps, sum(counts)) - len(counts)):
+        best = max((i for i, n in enumerate(counts) if alloc[i] < n), key=lambda i: counts[i] / alloc[i])
+        alloc[best] += 1
+    return alloc
+
+
+def _exact_tokens(adapter: ModelAdapter, display: TokenDisplay, text: str) -> list[int]:
+    """Tokens of a context segment, refusing tokenizers that cannot give the segment back byte for byte."""
+    if not text:
+        return []
+    ids = adapter.tokenizer(text, add_special_tokens=False)["input_ids"]
+    if display.decode(ids) != text:
+        raise ValueError("this model's tokenizer does not reproduce the text exactly, so an edit could alter "
+                         "text outside the spans; use a byte-level tokenizer")
+    return ids

@@ -1,0 +1,48 @@
+"""Drawing tokens from logits: temperature, top-p and the Gumbel-max trick in float64.
+
+Float32 Gumbel noise is too coarse in its tails and silently lowers the effective temperature, so the noise
+and the logits it is added to are float64. Each request owns its torch.Generator, which makes a request's
+tokens independent of what else is in the batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Draw:
+    tokens: torch.Tensor  # [n] long
+    confidence: torch.Tensor  # [n] float64, probability of the drawn token under the sampling distribution
+    entropy: torch.Tensor  # [n] float64, entropy (nats) of the sampling distribution
+
+
+def draw(logits: torch.Tensor, *, temperature: float, top_p: float, generator: torch.Generator,
+         banned: list[int] = ()) -> Draw:
+    """Draw one token per row; `banned` ids (mask, padding) are never drawn."""
+    logits = logits.detach().to("cpu", torch.float64)
+    if banned:
+        logits[:, list(banned)] = float("-inf")
+    if temperature > 0:
+        logits = logits / temperature
+    if top_p < 1.0:
+        logits = _top_p(logits, top_p)
+    logp = torch.log_softmax(logits, dim=-1)
+    probs = logp.exp()
+    entropy = -(probs * torch.where(probs > 0, logp, torch.zeros_like(logp))).sum(-1)
+    if temperature > 0:
+        u = torch.rand(logits.shape, generator=generator, dtype=torch.float64).clamp_(1e-300, 1.0)
+        tokens = (logp - torch.log(-torch.log(u))).argmax(-1)
+    else:
+        tokens = logp.argmax(-1)
+    confidence = probs.gather(-1, tokens[:, None]).squeeze(-1)
+    return Draw(tokens=tokens, confidence=confidence, entropy=entropy)
+
+
+def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    cumulative = sorted_logits.softmax(-1).cumsum(-1)
+    drop = cumulative - sorted_logits.softmax(-1) >= top_p  # keep the smallest set reaching top_p
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)

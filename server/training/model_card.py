@@ -1,0 +1,53 @@
+"""A model card written next to every model `airquill train` saves."""
+from __future__ import annotations
+
+import platform
+import sys
+
+import torch
+
+ARCHITECTURE = {
+    "masked": ("Llama-style pre-norm decoder (RMSNorm, RoPE, SwiGLU, tied embeddings) trained as a masked "
+               "diffusion model with a block-causal mask (BD3-LM): noisy tokens see their own block and the "
+               "clean tokens of earlier blocks; clean tokens see clean tokens of their own and earlier blocks. "
+               "The sampler's prefix cache is therefore exact. Objective: MDLM's continuous-time ELBO with the "
+               "linear schedule (mask ratio t per block, masked cross-entropy weighted by 1/t)."),
+    "ar": ("The same Llama-style decoder trained causally with next-token cross-entropy: the autoregressive "
+           "twin (same tokenizer, corpus, size and token budget) that benchmarks compare against."),
+}
+
+
+def model_card(stats: dict, *, parameters: int, command: str) -> str:
+    cfg = stats["config"]
+    shape = cfg["shape"]
+    history = stats["history"]
+    val = f"{history[-1]['val_loss']:.4f} (step {history[-1]['step']})" if history else "not measured"
+    curve = "\n".join(f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} |" for h in history)
+    return f"""# {stats['name']}
+
+{ARCHITECTURE[stats['family']]}
+
+| | |
+| --- | --- |
+| family | {stats['family']} |
+| corpus | `{cfg['data']}` (every 50th document held out for validation) |
+| tokenizer | byte-level BPE, {stats['vocab_size']} tokens (tokenizers library), special tokens `<pad> <mask> <eos> <bos>` |
+| shape | {shape['layers']} layers, hidden {shape['hidden']}, {shape['heads']} heads, MLP {shape['intermediate']}; {parameters / 1e6:.2f} M parameters, stored as fp16 safetensors |
+| training | {stats['steps']} steps × {cfg['batch_size']} × {cfg['seq_len']} tokens = {stats['tokens']:,} tokens; AdamW lr {cfg['lr']} (warm-up {cfg['warmup']}, cosine to 10 %), clip {cfg['clip']}; block sizes {cfg['block_sizes']} |
+| wall time | {stats['wall_seconds'] / 3600:.2f} h on {stats['hardware']} |
+| validation loss | {val} |
+| command | `{command}` |
+| licence | MIT (weights); trained only on public-domain text |
+
+## Loss curve
+
+| step | train | validation |
+| --- | --- | --- |
+{curve}
+"""
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), Python {sys.version.split()[0]}"

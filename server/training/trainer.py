@@ -1,0 +1,254 @@
+"""`airquill train`: tokenizer + masked-diffusion or autoregressive model on a folder of text.
+
+Checkpoints are written atomically every `checkpoint_every` steps and on Ctrl-C; a rerun with the same output
+folder resumes from the last one with the same data order (every batch is drawn from a generator seeded by
+the step number, so no iterator state needs saving). The result is saved with `save_pretrained`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from airquill.server.training.architecture import FAMILIES, ModelShape, build_model
+from airquill.server.training.corpus import load_corpus
+from airquill.server.training.model_card import hardware, model_card
+from airquill.server.training.objectives import ar_loss, mdlm_loss
+from airquill.server.training.tokenizer import train_tokenizer
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out: str
+    family: str = "masked"
+    init_from: str | None = None
+    vocab_size: int = 4096
+    shape: ModelShape = field(default_factory=ModelShape)
+    seq_len: int = 256
+    batch_size: int = 16
+    block_sizes: tuple[int, ...] = (16, 32, 64, 256)
+    default_block_size: int = 32
+    tokens: int = 20_000_000
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    eval_every: int = 250
+    checkpoint_every: int = 100
+    eval_batches: int = 8
+    seed: int = 0
+    threads: int | None = None
+
+    @property
+    def steps(self) -> int:
+        return max(1, self.tokens // (self.batch_size * self.seq_len))
+
+
+class TokenStream:
+    """Random fixed-length windows over the concatenated, EOS-separated corpus."""
+
+    def __init__(self, docs: list[str], tokenizer, seq_len: int):
+        ids: list[int] = []
+        for doc in docs:
+            ids.extend(tokenizer(doc, add_special_tokens=False)["input_ids"])
+            ids.append(tokenizer.eos_token_id)
+        if len(ids) <= seq_len:
+            ids = ids * (seq_len // max(1, len(ids)) + 2)
+        self.ids = torch.tensor(ids, dtype=torch.long)
+        self.seq_len = seq_len
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        starts = torch.randint(0, len(self.ids) - self.seq_len, (batch_size,), generator=generator)
+        return torch.stack([self.ids[s : s + self.seq_len] for s in starts.tolist()])
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step * 7919 + salt)
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, *, command: str = "airquill train"):
+        if cfg.family not in FAMILIES:
+            raise ValueError(f"unknown family {cfg.family!r}; choose from {', '.join(FAMILIES)}")
+        self.cfg, self.command = cfg, command
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        corpus = load_corpus(Path(cfg.data))
+        self.tokenizer, self.model = self._tokenizer_and_model(corpus.train)
+        self.train_stream = TokenStream(corpus.train, self.tokenizer, cfg.seq_len)
+        self.eval_stream = TokenStream(corpus.heldout, self.tokenizer, cfg.seq_len)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
+        )
+        self.step = 0
+        self.history: list[dict] = []
+        self.elapsed = 0.0
+        self._resume()
+
+    def _tokenizer_and_model(self, train_docs: list[str]):
+        cfg = self.cfg
+        if cfg.init_from:
+            tokenizer = AutoTokenizer.from_pretrained(cfg.init_from)
+            model = AutoModelForCausalLM.from_pretrained(cfg.init_from, dtype=torch.float32)
+            family = getattr(model.config, "airquill_family", None)
+            if family != cfg.family:
+                raise ValueError(f"{cfg.init_from} is a {family!r} model, not {cfg.family!r}")
+            return tokenizer, model
+        tok_dir = self.out / "tokenizer"
+        if (tok_dir / "tokenizer.json").exists():
+            tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+        else:
+            tokenizer = train_tokenizer(train_docs, cfg.vocab_size)
+            tokenizer.save_pretrained(tok_dir)
+        torch.manual_seed(cfg.seed)
+        return tokenizer, build_model(cfg.shape, tokenizer, cfg.family, cfg.default_block_size, cfg.block_sizes, cfg.seq_len)
+
+    def _resume(self) -> None:
+        path = self.out / CHECKPOINT
+        if not path.exists():
+            return
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if _recipe(state["config"]) != _recipe(_jsonable(self.cfg)):
+            raise ValueError(f"{path} was written with different settings; use another --out or remove it")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.history, self.elapsed = state["step"], state["history"], state["elapsed"]
+
+    def checkpoint(self) -> None:
+        _save_atomic(
+            {
+                "config": _jsonable(self.cfg),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.step,
+                "history": self.history,
+                "elapsed": self.elapsed,
+            },
+            self.out / CHECKPOINT,
+        )
+
+    def loss(self, x0: torch.Tensor, generator: torch.Generator, block_size: int) -> torch.Tensor:
+        if self.cfg.family == "ar":
+            return ar_loss(self.model, x0)
+        return mdlm_loss(
+            self.model, x0, mask_id=self.tokenizer.mask_token_id, block_size=block_size, generator=generator
+        )
+
+    def train_step(self) -> float:
+        cfg = self.cfg
+        gen = _step_generator(cfg.seed, self.step)
+        block = cfg.block_sizes[int(torch.randint(len(cfg.block_sizes), (1,), generator=gen))]
+        x0 = self.train_stream.batch(cfg.batch_size, gen)
+        for group in self.optimizer.param_groups:
+            group["lr"] = _lr(cfg, self.step)
+        self.model.train()
+        loss = self.loss(x0, gen, block)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Held-out loss with fixed batches and noise, so values are comparable across the run."""
+        self.model.eval()
+        losses = []
+        for i in range(self.cfg.eval_batches):
+            gen = _step_generator(self.cfg.seed, i, salt=1)
+            x0 = self.eval_stream.batch(self.cfg.batch_size, gen)
+            losses.append(float(self.loss(x0, gen, self.cfg.default_block_size)))
+        return sum(losses) / len(losses)
+
+    def run(self) -> Path:
+        cfg = self.cfg
+        tokens_per_step = cfg.batch_size * cfg.seq_len
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.family}", unit="step", dynamic_ncols=True)
+        started, start_step = time.monotonic(), self.step
+        try:
+            while self.step < cfg.steps:
+                loss = self.train_step()
+                rate = (self.step - start_step) * tokens_per_step / max(1e-9, time.monotonic() - started)
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}")
+                bar.update(1)
+                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                    val = self.evaluate()
+                    self.history.append({"step": self.step, "train_loss": loss, "val_loss": val})
+                    bar.write(f"step {self.step}: train {loss:.4f} val {val:.4f}")
+                if self.step % cfg.checkpoint_every == 0:
+                    self.elapsed += time.monotonic() - started
+                    started, start_step = time.monotonic(), self.step
+                    self.checkpoint()
+        except KeyboardInterrupt:
+            self.elapsed += time.monotonic() - started
+            self.checkpoint()
+            bar.write(f"interrupted at step {self.step}; checkpoint saved, rerun the same command to resume")
+            raise
+        finally:
+            bar.close()
+        self.elapsed += time.monotonic() - started
+        self.checkpoint()
+        return self.save()
+
+    def save(self) -> Path:
+        final = self.out / "model"
+        self.model.half().save_pretrained(final, safe_serialization=True)
+        self.model.float()
+        self.tokenizer.save_pretrained(final)
+        stats = {
+            "name": final.name if final.name != "model" else self.out.name,
+            "family": self.cfg.family,
+            "vocab_size": len(self.tokenizer),
+            "hardware": hardware(),
+            "steps": self.step,
+            "tokens": self.step * self.cfg.batch_size * self.cfg.seq_len,
+            "wall_seconds": round(self.elapsed, 1),
+            "threads": torch.get_num_threads(),
+            "history": self.history,
+            "config": _jsonable(self.cfg),
+        }
+        (final / "training.json").write_text(json.dumps(stats, indent=2))
+        parameters = sum(p.numel() for p in self.model.parameters())
+        (final / "README.md").write_text(model_card(stats, parameters=parameters, command=self.command))
+        return final
+
+
+NOT_RECIPE = ("out", "threads", "eval_every", "checkpoint_every", "eval_batches")
+
+
+def _recipe(config: dict) -> dict:
+    """The settings that change what is trained; the others may differ on resume."""
+    return {k: v for k, v in config.items() if k not in NOT_RECIPE}
+
+
+def _jsonable(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg)))

@@ -1,0 +1,46 @@
+"""What a panel shows: per output position a display string, a noise level and a confidence."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from airquill.shared.step import Step, TokenChange
+
+
+@dataclass(slots=True)
+class Cell:
+    token_id: int = -1
+    text: str = ""
+    confidence: float = 0.0
+    noise: float = 1.0
+
+
+@dataclass
+class TextState:
+    cells: list[Cell] = field(default_factory=list)
+    step: int = 0
+    total: int = 0
+    finished: bool = False
+
+    def apply(self, step: Step) -> list[int]:
+        """Apply one step's changes; return the positions that changed."""
+        if step.length > len(self.cells):
+            self.cells.extend(Cell() for _ in range(step.length - len(self.cells)))
+        del self.cells[step.length :]
+        self.apply_changes(step.changes)
+        self.step, self.total, self.finished = step.index, step.total, step.is_final
+        return [c.position for c in step.changes]
+
+    def apply_changes(self, changes: Iterable[TokenChange]) -> None:
+        for change in changes:
+            cell = self.cells[change.position]
+            cell.token_id, cell.text = change.token_id, change.text
+            cell.confidence, cell.noise = change.confidence, change.noise
+
+    @property
+    def text(self) -> str:
+        return "".join(cell.text for cell in self.cells)
+
+    @property
+    def settled(self) -> int:
+        return sum(1 for cell in self.cells if cell.noise == 0.0)

@@ -1,0 +1,3 @@
+from airquill.cli import main
+
+raise SystemExit(main())

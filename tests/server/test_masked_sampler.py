@@ -1,0 +1,179 @@
+"""Sampler invariants on a tiny deterministic model (see conftest.TinyDeterministic)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from airquill.server.sampling.drivers import Scheduler, denoise, iter_denoise
+from airquill.server.sampling.masked import MaskedDenoiser, Span
+from airquill.server.sampling.options import SamplingOptions
+
+PROMPT = "In the beginning"
+
+
+def run(tiny, options, length=24, prompt=PROMPT):
+    state = MaskedDenoiser.for_generation(tiny, prompt, length, options)
+    return state, list(iter_denoise(tiny, state))
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+@pytest.mark.parametrize("steps", [4, 7, 12, 24, 50])
+def test_fixed_schedules_take_exactly_the_promised_steps(tiny, schedule, steps):
+    state, trace = run(tiny, SamplingOptions(steps=steps, schedule=schedule), length=24)
+    assert len(trace) == min(steps, 24) == trace[0].total == trace[-1].total
+    assert [s.index for s in trace] == list(range(1, len(trace) + 1))
+    assert trace[-1].is_final and not any(s.is_final for s in trace[:-1])
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    schedule=st.sampled_from(["threshold", "entropy"]),
+    min_per_step=st.integers(1, 4),
+    max_per_step=st.integers(4, 12),
+    threshold=st.floats(0.05, 0.95),
+    bound=st.floats(0.1, 8.0),
+    length=st.integers(1, 40),
+    seed=st.integers(0, 1000),
+)
+def test_adaptive_schedules_respect_their_limits(make_tiny, schedule, min_per_step, max_per_step, threshold, bound,
+                                                 length, seed):
+    tiny = make_tiny()
+    options = SamplingOptions(schedule=schedule, min_per_step=min_per_step, max_per_step=max_per_step,
+                              threshold=threshold, entropy_bound=bound, seed=seed)
+    state = MaskedDenoiser.for_generation(tiny, PROMPT, length, options)
+    trace = []
+    while not state.done:  # drive the state machine by hand to see each block's canvas
+        request = state.next_forward()
+        start, end = request.canvas
+        before = state.ids.clone()
+        block_left = int((before[start:end] == tiny.mask_id).sum())
+        (logits,) = tiny.forward([request])
+        trace.append(state.advance(logits))
+        newly = int((state.ids != before).sum())
+        assert min(min_per_step, block_left) <= newly <= max_per_step
+    assert len(trace) <= trace[0].total
+    assert tiny.mask_id not in state.output_ids
+
+
+def test_committed_tokens_never_change_and_prompt_untouched(tiny):
+    state = MaskedDenoiser.for_generation(tiny, PROMPT, 40, SamplingOptions(steps=20, temperature=1.0, seed=3))
+    prompt_ids = state.ids[: state.output_start].clone()
+    committed: dict[int, int] = {}
+    for step in iter_denoise(tiny, state):
+        assert torch.equal(state.ids[: state.output_start], prompt_ids)
+        for pos, token in enumerate(state.output_ids):
+            if token != tiny.mask_id:
+                assert committed.setdefault(pos, token) == token
+    assert tiny.mask_id not in state.output_ids
+    assert len(committed) == 40
+
+
+def test_last_step_equals_drained_result(tiny):
+    from airquill.shared.text_state import TextState
+
+    state = MaskedDenoiser.for_generation(tiny, PROMPT, 30, SamplingOptions(steps=10, seed=1))
+    panel = TextState()
+    panel.apply(state.initial_step())
+    for step in iter_denoise(tiny, state):
+        panel.apply(step)
+    assert panel.finished and panel.text == state.text
+    assert [c.token_id for c in panel.cells] == state.output_ids
+    again = MaskedDenoiser.for_generation(tiny, PROMPT, 30, SamplingOptions(steps=10, seed=1))
+    assert denoise(tiny, again).is_final and again.text == state.text
+
+
+def test_cancel_stops_within_one_step(tiny):
+    state = MaskedDenoiser.for_generation(tiny, PROMPT, 40, SamplingOptions(steps=40))
+    seen = []
+    for step in iter_denoise(tiny, state):
+        seen.append(step)
+        if step.index == 5:
+            state.cancel()
+    assert len(seen) == 6 and seen[-1].finish.value == "cancelled"
+    assert len(tiny.calls) == 5  # no forward pass after the cancel
+
+
+def test_scheduler_batches_equal_one_by_one(make_tiny):
+    prompts = ["In the beginning", "And the earth", "Привет, мир", "日本語", "🙂 emoji"]
+    options = [SamplingOptions(steps=s, seed=i, temperature=0.9, schedule=sch)
+               for i, (s, sch) in enumerate(zip([8, 12, 16, 9, 30], ["linear", "cosine", "threshold", "entropy", "linear"]))]
+    batched_model = make_tiny()
+    scheduler = Scheduler(batched_model, max_batch=3)
+    batched = [scheduler.submit(MaskedDenoiser.for_generation(batched_model, p, 20 + i, o))
+               for i, (p, o) in enumerate(zip(prompts, options))]
+    steps_per_request = {id(s): 0 for s in batched}
+    for state, step in scheduler.run():
+        steps_per_request[id(state)] += 1
+    assert max(batched_model.calls) == 3  # really batched
+    for i, (p, o) in enumerate(zip(prompts, options)):
+        single_model = make_tiny()
+        single = MaskedDenoiser.for_generation(single_model, p, 20 + i, o)
+        trace = list(iter_denoise(single_model, single))
+        assert single.output_ids == batched[i].output_ids
+        assert steps_per_request[id(batched[i])] == len(trace)
+
+
+def test_scheduler_cancel_frees_the_slot_next_tick(tiny):
+    scheduler = Scheduler(tiny, max_batch=1)
+    first = scheduler.submit(MaskedDenoiser.for_generation(tiny, PROMPT, 30, SamplingOptions(steps=30)))
+    second = scheduler.submit(MaskedDenoiser.for_generation(tiny, PROMPT, 30, SamplingOptions(steps=30)))
+    scheduler.tick()
+    first.cancel()
+    results = scheduler.tick()
+    assert [(s is first, step.finish is not None) for s, step in results] == [(True, True), (False, False)]
+
+
+@pytest.mark.parametrize("text,span", [
+    ("In the beginning God created the heaven and the earth.", (7, 16)),
+    ("Привет, мир! Как дела? Всё хорошо.", (8, 12)),
+    ("日本語のテキストと中文文本。", (3, 7)),
+    ("Emoji too: 🙂🚀✨ and mixed text.", (11, 14)),
+    ("Edge at the start", (0, 4)),
+    ("Edge at the end", (12, 15)),
+])
+def test_infill_leaves_the_rest_byte_identical(tiny, text, span):
+    start, end = span
+    state = MaskedDenoiser.for_infill(tiny, text, [Span(start, end)], SamplingOptions(steps=6, temperature=1.0))
+    list(iter_denoise(tiny, state))
+    result = state.text
+    suffix = text[end:]
+    assert result.encode().startswith(text[:start].encode())
+    assert result.encode().endswith(suffix.encode())
+    assert tiny.mask_id not in state.output_ids
+
+
+def test_infill_several_spans_with_new_lengths(tiny):
+    text = "one two three four five six"
+    spans = [Span(0, 3, new_length=2), Span(8, 13), Span(27, 27, new_length=3)]
+    state = MaskedDenoiser.for_infill(tiny, text, spans, SamplingOptions(steps=12))
+    list(iter_denoise(tiny, state))
+    out = state.text
+    assert out.endswith("")
+    middle = out[out.index(" two ") :]
+    assert middle.startswith(" two ") and " four five six" in middle
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda t: MaskedDenoiser.for_generation(t, "", 10, SamplingOptions()), "prompt is empty"),
+    (lambda t: MaskedDenoiser.for_generation(t, "   ", 10, SamplingOptions()), "prompt is empty"),
+    (lambda t: MaskedDenoiser.for_generation(t, "Hi", 0, SamplingOptions()), "length must be between"),
+    (lambda t: MaskedDenoiser.for_generation(t, "Hi", 10_000, SamplingOptions()), "length must be between"),
+    (lambda t: MaskedDenoiser.for_generation(t, "Hi", 10, SamplingOptions(steps=0)), "steps must be at least 1"),
+    (lambda t: MaskedDenoiser.for_generation(t, "Hi", 64, SamplingOptions(steps=2)), "number of blocks"),
+    (lambda t: MaskedDenoiser.for_generation(t, "Hi", 10, SamplingOptions(schedule="zigzag")), "unknown schedule"),
+    (lambda t: MaskedDenoiser.for_infill(t, "abc", [Span(2, 9)], SamplingOptions()), "outside the text"),
+    (lambda t: MaskedDenoiser.for_infill(t, "abc", [Span(-1, 2)], SamplingOptions()), "outside the text"),
+    (lambda t: MaskedDenoiser.for_infill(t, "abcdef", [Span(0, 3), Span(2, 5)], SamplingOptions()), "overlaps"),
+    (lambda t: MaskedDenoiser.for_infill(t, "abcdef", [], SamplingOptions()), "no spans"),
+])
+def test_bad_inputs_get_clear_errors(tiny, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(tiny)
+
+
+def test_seed_makes_runs_reproducible(tiny):
+    a, _ = run(tiny, SamplingOptions(steps=8, temperature=1.0, seed=7))
+    b, _ = run(tiny, SamplingOptions(steps=8, temperature=1.0, seed=7))
+    c, _ = run(tiny, SamplingOptions(steps=8, temperature=1.0, seed=8))
+    assert a.output_ids == b.output_ids != c.output_ids

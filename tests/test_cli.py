@@ -1,0 +1,40 @@
+"""The `airquill` command end to end, offline, with the shipped model."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def airquill(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "airquill", *args], capture_output=True, text=True, env=OFFLINE,
+                          timeout=300)
+
+
+def test_generate_with_the_shipped_model_offline():
+    result = airquill("generate", "And God said", "--length", "40", "--steps", "10", "--no-live")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("And God said")
+    assert len(result.stdout.strip()) > len("And God said") + 10
+
+
+def test_live_view_draws_noise_then_text():
+    result = airquill("generate", "In the beginning", "--length", "32", "--steps", "8", "--live", "--pace", "0")
+    assert result.returncode == 0, result.stderr
+    assert "step 1/8" in result.stderr and "step 8/8" in result.stderr
+    assert any(glyph in result.stderr for glyph in "░▒▓")  # masked positions shown as noise
+
+
+@pytest.mark.parametrize("args,message", [
+    (["generate", ""], "prompt is empty"),
+    (["generate", "Hi", "--length", "0"], "length must be between"),
+    (["generate", "Hi", "--steps", "0"], "steps must be at least 1"),
+    (["generate", "Hi", "--model", "/no/such/model"], "model path does not exist"),
+])
+def test_bad_input_exits_2_with_a_message(args, message):
+    result = airquill(*args)
+    assert result.returncode == 2 and message in result.stderr

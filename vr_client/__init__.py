@@ -1,0 +1,1 @@
+"""The VR client: scene, text rendering, hosts and input producers."""
