@@ -48,6 +48,8 @@ class ModelAdapter(ABC):
     default_block_size: int
     widest_block_size: int
     device: torch.device
+    forward_passes: int = 0  # counted by adapters, read by benchmarks
+    tokens_processed: int = 0
 
     def new_cache(self) -> PrefixCache | None:
         """A fresh prefix cache, or None when the model cannot reuse its prefix exactly."""

@@ -26,10 +26,14 @@ class BidirectionalAdapter(ModelAdapter):
         self.default_block_size = default_block_size
         self.widest_block_size = self.max_length
         self.device = next(model.parameters()).device
+        self.forward_passes = 0  # counters for benchmarks
+        self.tokens_processed = 0
 
     @torch.inference_mode()
     def forward(self, requests: Sequence[ForwardRequest]) -> list[torch.Tensor]:
         length = max(len(r.ids) for r in requests)
+        self.forward_passes += 1
+        self.tokens_processed += sum(len(r.ids) for r in requests)
         ids = torch.full((len(requests), length), self.pad_id, dtype=torch.long)
         attention = torch.zeros(len(requests), length, dtype=torch.long)
         for b, r in enumerate(requests):

@@ -33,6 +33,8 @@ class BlockDiffusionAdapter(ModelAdapter):
         self.dtype = next(model.parameters()).dtype
         # RoPE attention depends on distances: keep them within what training showed the model
         self.context = int(getattr(config, "airquill_context", None) or self.max_length)
+        self.forward_passes = 0  # counters for benchmarks
+        self.tokens_processed = 0
 
     def new_cache(self) -> PrefixCache:
         return PrefixCache()
@@ -44,6 +46,8 @@ class BlockDiffusionAdapter(ModelAdapter):
         p_max = max(p.used for p in plans)
         n_max = max(len(p.new) for p in plans)
         batch = len(requests)
+        self.forward_passes += 1
+        self.tokens_processed += sum(len(p.new) for p in plans)
 
         input_ids = torch.full((batch, n_max), self.mask_id, dtype=torch.long)
         q_pos = torch.zeros(batch, n_max, dtype=torch.long)

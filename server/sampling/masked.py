@@ -61,6 +61,7 @@ class MaskedDenoiser:
         self.total = sum(steps for _, _, steps, _ in self.blocks)
         self.finish: FinishReason | None = None
         self.cancel_requested = False
+        self.end_id = None  # set by for_generation when options.stop_at_eos
         self.strings = self.display.strings(self._visible_ids())
         self.shown = self.output_ids
 
@@ -76,8 +77,10 @@ class MaskedDenoiser:
         if length < 1 or length > limit:
             raise ValueError(f"length must be between 1 and {limit} tokens for this prompt and model, got {length}")
         block = options.block_size or adapter.default_block_size
-        return cls(adapter, prompt_ids + [adapter.mask_id] * length, len(prompt_ids), options,
-                   block_size=block, display=display or TokenDisplay(adapter.tokenizer))
+        state = cls(adapter, prompt_ids + [adapter.mask_id] * length, len(prompt_ids), options,
+                    block_size=block, display=display or TokenDisplay(adapter.tokenizer))
+        state.end_id = adapter.tokenizer.eos_token_id if options.stop_at_eos else None
+        return state
 
     @classmethod
     def for_infill(cls, adapter: ModelAdapter, text: str, spans: Sequence[Span], options: SamplingOptions, *,
@@ -161,11 +164,23 @@ class MaskedDenoiser:
         self.block_step += 1
         if not bool((self.ids[start:end] == self.mask_id).any()):
             self.block_index, self.block_step = self.block_index + 1, 0
+            self._stop_at_end_token(end)
         elif self.block_step >= steps:
             raise AssertionError(f"schedule left masked tokens after its {steps} steps")
         if self.block_index == len(self.blocks):
             self.finish = FinishReason.DONE
         return self._step()
+
+    def _stop_at_end_token(self, finished_until: int) -> None:
+        """Generation ends at the first end-of-text token in a finished block: the text stops there and no
+        further block is computed."""
+        if self.end_id is None:
+            return
+        hits = (self.ids[self.output_start : finished_until] == self.end_id).nonzero()
+        if len(hits):
+            self.ids = self.ids[: self.output_start + int(hits[0])]
+            self.confidence = self.confidence[: len(self.ids)]
+            self.block_index = len(self.blocks)
 
     def finish_cancelled(self) -> Step:
         self.finish = FinishReason.CANCELLED

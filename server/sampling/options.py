@@ -19,6 +19,7 @@ class SamplingOptions:
     seed: int = 0
     block_size: int | None = None  # None: the model's default (generation) or its widest block (infill)
     prefix_cache: bool = True
+    stop_at_eos: bool = True  # generation: end at the first end-of-text token (skips the remaining blocks)
 
     def commit_schedule(self) -> CommitSchedule:
         limits = {"min_per_step": self.min_per_step, "max_per_step": self.max_per_step or 1_000_000}

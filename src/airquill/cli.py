@@ -3,6 +3,7 @@ and only lazily, inside the subcommand that needs them."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -68,16 +69,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from airquill.server.generate import run_generate
     from airquill.vr_client.terminal_app import show_steps
 
     try:
-        steps, info = run_generate(
-            model=args.model, prompt=args.prompt, length=args.length, options=_sampling_options(args),
-            device=args.device,
-        )
+        if args.server:
+            from airquill.vr_client.remote import remote_steps
+
+            steps, info = remote_steps(args.server, token=_read_token(args), prompt=args.prompt, length=args.length,
+                                       sampling=_protocol_sampling(args))
+        else:
+            from airquill.server.generate import run_generate
+
+            steps, info = run_generate(
+                model=args.model, prompt=args.prompt, length=args.length, options=_sampling_options(args),
+                device=args.device,
+            )
         final = show_steps(steps, prompt=args.prompt, model=info["model"], pace=args.pace, live=args.live)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ConnectionError, RuntimeError) as err:
         print(f"airquill generate: {err}", file=sys.stderr)
         return 2
     print(args.prompt + final)
@@ -93,6 +101,57 @@ def _sampling_options(args: argparse.Namespace):
         entropy_bound=args.entropy_bound, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
         block_size=args.block_size, prefix_cache=not args.no_cache,
     )
+
+
+def _protocol_sampling(args: argparse.Namespace):
+    from airquill.shared.protocol import Sampling
+
+    options = _sampling_options(args)
+    return Sampling(steps=options.steps, schedule=options.schedule, threshold=options.threshold,
+                    entropy_bound=options.entropy_bound, temperature=options.temperature, top_p=options.top_p,
+                    seed=options.seed, block_size=options.block_size)
+
+
+def _read_token(args: argparse.Namespace) -> str:
+    """The auth token: --token-file, else $AIRQUILL_TOKEN, else none (a server without a token)."""
+    if getattr(args, "token_file", None):
+        try:
+            return open(args.token_file, encoding="utf-8").read().strip()
+        except OSError as err:
+            raise FileNotFoundError(f"cannot read token file: {err}") from None
+    return os.environ.get("AIRQUILL_TOKEN", "")
+
+
+def _add_token(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token-file", help="file holding the auth token (default: $AIRQUILL_TOKEN)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from airquill.server.serving.main import serve_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return asyncio.run(serve_forever(args, token=_read_token(args)))
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"airquill serve: {err}", file=sys.stderr)
+        return 2
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="stream every denoising step over WebSocket")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--model", help="shipped model name, model folder, or a hub id")
+    p.add_argument("--device")
+    p.add_argument("--certfile", help="TLS certificate (PEM); serves wss://")
+    p.add_argument("--keyfile", help="TLS private key (PEM)")
+    p.add_argument("--max-batch", type=int, default=64)
+    p.add_argument("--port-file", help="write the bound port here once listening")
+    _add_token(p)
+    p.set_defaults(handler=_serve)
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
@@ -113,7 +172,30 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pace", type=float, default=0.05, help="minimum seconds per shown step, to watch it")
     p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                    help="live view (default: when stdout is a terminal)")
+    p.add_argument("--server", help="ws://HOST:PORT of an `airquill serve` to generate on")
+    _add_token(p)
     p.set_defaults(handler=_generate)
+
+
+def _bench_cache(args: argparse.Namespace) -> int:
+    from airquill.server.bench.prefix_cache import main
+
+    return main(args)
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks (each prints ratios measured in one run)")
+    benches = p.add_subparsers(dest="bench", required=True)
+    cache = benches.add_parser("cache", help="block-wise generation with the prefix cache on and off")
+    cache.add_argument("--model")
+    cache.add_argument("--length", type=int, default=512)
+    cache.add_argument("--steps", type=int, default=256)
+    cache.add_argument("--block-size", type=int)
+    cache.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    cache.add_argument("--device")
+    cache.add_argument("--threads", type=int)
+    cache.add_argument("--json", action="store_true", help="print one JSON object")
+    cache.set_defaults(handler=_bench_cache)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_generate(sub)
+    _add_bench(sub)
+    _add_serve(sub)
     return parser
 
 

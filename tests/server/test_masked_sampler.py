@@ -177,3 +177,29 @@ def test_seed_makes_runs_reproducible(tiny):
     b, _ = run(tiny, SamplingOptions(steps=8, temperature=1.0, seed=7))
     c, _ = run(tiny, SamplingOptions(steps=8, temperature=1.0, seed=8))
     assert a.output_ids == b.output_ids != c.output_ids
+
+
+def test_generation_stops_at_the_end_token(make_tiny, tokenizer):
+    tiny = make_tiny()
+    eos = tokenizer.eos_token_id
+    tiny.bias[eos] = 0.0
+    original = tiny.forward
+
+    def eos_at_position_10(requests):  # the model is sure that the text ends at position 10
+        out = original(requests)
+        for r, logits in zip(requests, out):
+            start, end = r.canvas
+            if start <= 10 < end:
+                logits[10 - start, eos] = 1e3
+        return out
+
+    tiny.forward = eos_at_position_10
+    state = MaskedDenoiser.for_generation(tiny, PROMPT, 40, SamplingOptions(steps=40))
+    trace = list(iter_denoise(tiny, state))
+    prompt_len = state.output_start
+    assert len(state.output_ids) == 10 - prompt_len and eos not in state.output_ids
+    assert trace[-1].is_final and trace[-1].length == 10 - prompt_len
+    assert len(trace) < trace[0].total  # the blocks after the end were never computed
+    keep_going = MaskedDenoiser.for_generation(tiny, PROMPT, 40, SamplingOptions(steps=40, stop_at_eos=False))
+    list(iter_denoise(tiny, keep_going))
+    assert len(keep_going.output_ids) == 40

@@ -1,0 +1,60 @@
+"""Turning protocol requests into sampler states, with the server's limits and defaults."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from airquill.server.models.base import ModelAdapter
+from airquill.server.sampling.masked import MaskedDenoiser, Span
+from airquill.server.sampling.options import SamplingOptions
+from airquill.shared.protocol import Edit, Generate, Limits, ProtocolError, Sampling
+
+
+def sampling_options(sampling: Sampling, defaults: SamplingOptions) -> SamplingOptions:
+    given = {k: getattr(sampling, k) for k in sampling.__struct_fields__ if getattr(sampling, k) is not None}
+    return replace(defaults, **given)
+
+
+def check_limits(message: Generate | Edit, limits: Limits) -> None:
+    rid = message.request_id
+    steps = message.sampling.steps
+    if steps is not None and steps > limits.max_steps:
+        raise ProtocolError("limit", f"steps {steps} exceeds the limit of {limits.max_steps}", rid)
+    if isinstance(message, Generate):
+        if len(message.prompt) > limits.max_prompt_chars:
+            raise ProtocolError("limit", f"prompt of {len(message.prompt)} characters exceeds the limit of "
+                                         f"{limits.max_prompt_chars}", rid)
+        if message.length > limits.max_length:
+            raise ProtocolError("limit", f"length {message.length} exceeds the limit of {limits.max_length}", rid)
+    elif len(message.text) > limits.max_prompt_chars:
+        raise ProtocolError("limit", f"text of {len(message.text)} characters exceeds the limit of "
+                                     f"{limits.max_prompt_chars}", rid)
+
+
+def apply_replacements(message: Edit) -> tuple[str, list[Span]]:
+    """Put replacement texts in place; return the new text and the spans still to generate (shifted)."""
+    text, shift, spans = message.text, 0, []
+    for span in sorted(message.spans, key=lambda s: s.start):
+        if not 0 <= span.start <= span.end <= len(message.text):
+            raise ProtocolError("invalid_request", f"span [{span.start}, {span.end}) lies outside the text "
+                                                   f"(length {len(message.text)})", message.request_id)
+        start, end = span.start + shift, span.end + shift
+        if span.replacement is not None:
+            text = text[:start] + span.replacement + text[end:]
+            shift += len(span.replacement) - (span.end - span.start)
+        else:
+            spans.append(Span(start, end, span.new_length))
+    return text, spans
+
+
+def build_state(adapter: ModelAdapter, message: Generate | Edit, defaults: SamplingOptions) -> MaskedDenoiser | str:
+    """A sampler state, or the final text when an edit only replaces text. Bad requests raise ProtocolError."""
+    options = sampling_options(message.sampling, defaults)
+    try:
+        if isinstance(message, Generate):
+            return MaskedDenoiser.for_generation(adapter, message.prompt, message.length, options)
+        text, spans = apply_replacements(message)
+        if not spans:
+            return text
+        return MaskedDenoiser.for_infill(adapter, text, spans, options)
+    except ValueError as err:
+        raise ProtocolError("invalid_request", str(err), message.request_id) from None
