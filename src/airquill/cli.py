@@ -183,6 +183,12 @@ def _bench_cache(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def _bench_server(args: argparse.Namespace) -> int:
+    from airquill.server.bench.serving import main
+
+    return main(args)
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (each prints ratios measured in one run)")
     benches = p.add_subparsers(dest="bench", required=True)
@@ -196,6 +202,16 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     cache.add_argument("--threads", type=int)
     cache.add_argument("--json", action="store_true", help="print one JSON object")
     cache.set_defaults(handler=_bench_cache)
+    server = benches.add_parser("server", help="latency and throughput of the streaming server on loopback")
+    server.add_argument("--model")
+    server.add_argument("--length", type=int, default=64)
+    server.add_argument("--steps", type=int, default=32)
+    server.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
+    server.add_argument("--requests", type=int, default=20, help="sequential requests for the latency figures")
+    server.add_argument("--device")
+    server.add_argument("--threads", type=int)
+    server.add_argument("--json", action="store_true", help="print one JSON object")
+    server.set_defaults(handler=_bench_server)
 
 
 def build_parser() -> argparse.ArgumentParser:
