@@ -19,7 +19,7 @@ $(VENV)/.server: pyproject.toml constraints/cpu.txt | $(PY)
 	touch $@
 
 $(VENV)/.test: pyproject.toml constraints/cpu.txt $(VENV)/.server
-	$(PIP) install -q $(TORCH_PIN) -e ".[server,test]"
+	$(PIP) install -q $(TORCH_PIN) -e ".[server,bench,test]"
 	touch $@
 
 debian-test-packages:

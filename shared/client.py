@@ -84,6 +84,7 @@ class AirquillClient:
         self._reader: asyncio.Task | None = None
         self._closing = False
         self.last_error: Error | None = None
+        self.errors: list[Error] = []  # errors about frames (not tied to a request), oldest first
 
     async def __aenter__(self) -> AirquillClient:
         await self.connect()
@@ -126,6 +127,10 @@ class AirquillClient:
         await self._ready.wait()
         self._session.cancel(request_id)
         await self._flush()
+
+    @property
+    def errors_seen(self) -> int:
+        return len(self.errors)
 
     async def send_raw(self, frame: str | bytes) -> None:
         """Send a frame as is (tests and tools that probe the server)."""
@@ -193,6 +198,7 @@ class AirquillClient:
                 else:
                     log.warning("server error: %s: %s", event.code, event.message)
                     self.last_error = event
+                    self.errors.append(event)
 
     def _fail_streams(self, error: Exception) -> None:
         streams, self._streams = self._streams, {}

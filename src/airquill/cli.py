@@ -189,6 +189,12 @@ def _bench_server(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def _bench_sampler(args: argparse.Namespace) -> int:
+    from airquill.server.bench.sampler import main
+
+    return main(args)
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (each prints ratios measured in one run)")
     benches = p.add_subparsers(dest="bench", required=True)
@@ -212,6 +218,17 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     server.add_argument("--threads", type=int)
     server.add_argument("--json", action="store_true", help="print one JSON object")
     server.set_defaults(handler=_bench_server)
+    sampler = benches.add_parser("sampler", help="masked-diffusion settings against the autoregressive twin")
+    sampler.add_argument("--model")
+    sampler.add_argument("--ar-model", help="the AR twin's folder (default: the shipped kjv-ar)")
+    sampler.add_argument("--length", type=int, default=256)
+    sampler.add_argument("--batch", type=int, nargs="+", default=[1, 32])
+    sampler.add_argument("--quick", action="store_true", help="three settings only")
+    sampler.add_argument("--plot", help="write the quality/speed plot (PNG) here")
+    sampler.add_argument("--device")
+    sampler.add_argument("--threads", type=int)
+    sampler.add_argument("--json", action="store_true", help="print one JSON object")
+    sampler.set_defaults(handler=_bench_sampler)
 
 
 def build_parser() -> argparse.ArgumentParser:

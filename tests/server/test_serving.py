@@ -184,7 +184,8 @@ def test_limits_and_bad_requests_get_errors_and_others_carry_on(adapter):
                 edit = await bad.edit("In the beginning", [EditSpan(start=3, end=99)])
                 with pytest.raises(RequestFailed, match="outside the text"):
                     await edit.result()
-                for raw in ["{oops", '{"type":"warp"}', '{"type":"hello","versions":[1]}']:
+                for raw in ["{oops", '{"type":"warp"}', '{"type":"hello","versions":[1]}',
+                            '{"type":"cancel","request_id":"' + "x" * 70_000 + '"}']:
                     await bad.send_raw(raw)
                 streams = [await bad.generate("And", 32, sampling=Sampling(steps=16)) for _ in range(3)]
                 with pytest.raises(RequestFailed, match="concurrent"):
@@ -193,6 +194,13 @@ def test_limits_and_bad_requests_get_errors_and_others_carry_on(adapter):
                 assert (await ok.result()).finish == "done"
                 for stream in streams[:2]:
                     assert (await stream.result()).finish == "done"
+                while bad.errors_seen < 4:  # the four bad frames above, each answered with its own error
+                    await asyncio.sleep(0.01)
+                codes = [e.code for e in bad.errors[:4]]
+                assert codes == ["malformed", "invalid_message", "out_of_order", "too_large"]
+            with pytest.raises(ConnectionError, match="unauthorized"):
+                await AirquillClient(url(server), token="wrong", reconnect=False).connect()
+            assert await short_request(url(server)) == "done"
         finally:
             await server.stop()
     run(main())
@@ -313,3 +321,53 @@ def test_serve_command_stops_cleanly_on_sigterm(tmp_path):
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert "event=listening" in err and "event=done" in err and "event=stopped" in err
+
+
+def test_tls(adapter, tmp_path):
+    """wss:// with a self-signed certificate made by openssl for this test."""
+    import ssl
+    import shutil
+
+    openssl = shutil.which("openssl")
+    assert openssl, "the openssl command is needed to make a test certificate"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+
+    async def main():
+        server = await start(adapter, certfile=str(cert), keyfile=str(key))
+        try:
+            context = ssl.create_default_context(cafile=str(cert))
+            async with connect(f"wss://127.0.0.1:{server.port}", ssl=context) as ws:
+                await ws.send(json.dumps({"type": "hello", "versions": [1], "token": TOKEN}))
+                return json.loads(await ws.recv())["type"]
+        finally:
+            await server.stop()
+    assert run(main()) == "welcome"
+
+
+def test_generate_command_against_a_running_server(tmp_path):
+    port_file = tmp_path / "port"
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    serve = subprocess.Popen([sys.executable, "-m", "airquill", "serve", "--port", "0", "--port-file", str(port_file),
+                              "--token-file", str(token_file)], env=env, stderr=subprocess.DEVNULL)
+    try:
+        while not port_file.exists() or not port_file.read_text():
+            assert serve.poll() is None, "the server died"
+            import time
+            time.sleep(0.05)
+        result = subprocess.run([sys.executable, "-m", "airquill", "generate", "And God said", "--length", "24",
+                                 "--steps", "6", "--no-live", "--server", f"ws://127.0.0.1:{port_file.read_text()}",
+                                 "--token-file", str(token_file)], capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("And God said") and len(result.stdout.strip()) > len("And God said")
+        wrong = subprocess.run([sys.executable, "-m", "airquill", "generate", "And", "--no-live", "--server",
+                                f"ws://127.0.0.1:{port_file.read_text()}"], capture_output=True, text=True,
+                               env={**env, "AIRQUILL_TOKEN": "nope"}, timeout=120)
+        assert wrong.returncode == 2 and "unauthorized" in wrong.stderr
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
