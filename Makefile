@@ -5,9 +5,9 @@ PIP    := $(PY) -m pip
 # Without an NVIDIA GPU pin the CPU torch build; with one, let pip choose the CUDA build.
 TORCH_PIN := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints/cpu.txt)
 # Debian packages the tests need (installed when run as root).
-DEBIAN_TEST_PACKAGES :=
+DEBIAN_TEST_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri openssl
 
-.PHONY: demo test install-server install-test debian-test-packages clean
+.PHONY: demo test debian-test-packages debian-demo-packages clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.server: pyproject.toml constraints/cpu.txt | $(PY)
 	touch $@
 
 $(VENV)/.test: pyproject.toml constraints/cpu.txt $(VENV)/.server
-	$(PIP) install -q $(TORCH_PIN) -e ".[server,bench,test]"
+	$(PIP) install -q $(TORCH_PIN) -e ".[server,bench,vr,test]"
 	touch $@
 
 debian-test-packages:
@@ -28,8 +28,16 @@ debian-test-packages:
 		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
 	fi
 
-demo: $(VENV)/.server
-	$(VENV)/bin/airquill generate "And God said" --length 96 --steps 48
+$(VENV)/.demo: pyproject.toml constraints/cpu.txt $(VENV)/.server
+	$(PIP) install -q $(TORCH_PIN) -e ".[server,vr]"
+	touch $@
+
+# The VR client's headless host needs Mesa's EGL; as root, install it if missing.
+demo: $(VENV)/.demo debian-demo-packages
+	$(VENV)/bin/airquill demo
+
+debian-demo-packages:
+	@$(MAKE) --no-print-directory debian-test-packages DEBIAN_TEST_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri"
 
 test: $(VENV)/.test debian-test-packages
 	$(VENV)/bin/pytest -q

@@ -231,6 +231,28 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     sampler.set_defaults(handler=_bench_sampler)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from airquill.demo import run_demo
+
+    try:
+        return run_demo(model=args.model, out=Path(args.out), host=args.host)
+    except (RuntimeError, ConnectionError, FileNotFoundError) as err:
+        print(f"airquill demo: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="start a server with the shipped model and watch panels condense")
+    p.add_argument("--model", help="model for the child server (default: the shipped one)")
+    p.add_argument("--host", choices=["openxr", "desktop", "headless"], help="default: the best available")
+    p.add_argument("--out", default="out/demo.gif", help="where the headless host writes its GIF")
+    p.set_defaults(handler=_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airquill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -238,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_bench(sub)
     _add_serve(sub)
+    _add_demo(sub)
     return parser
 
 

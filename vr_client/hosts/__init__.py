@@ -1,0 +1,1 @@
+"""Hosts: where the scene is shown (headless EGL, desktop window, OpenXR headset)."""

@@ -1,0 +1,1 @@
+"""Drawing the scene with moderngl: instanced glyph quads, one draw call per panel."""

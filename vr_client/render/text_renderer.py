@@ -1,0 +1,234 @@
+"""Instanced glyph quads: one draw call per panel, per-glyph attributes in a GPU buffer that is rewritten only
+when the panel changes. Noise flicker, the easing of a committed glyph out of the noise and the glide of
+glyphs to new places all run in the vertex shader from the frame time, so a frame costs no per-glyph Python.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import moderngl
+import numpy as np
+
+from airquill.vr_client.scene import Panel, Scene
+from airquill.vr_client.text.atlas import GlyphAtlas
+from airquill.vr_client.text.layout import PlacedGlyph, layout
+
+EASE_S = 0.2  # a committed glyph condenses out of the noise over 200 ms
+MOVE_S = 0.25  # a glyph whose place changes glides there over 250 ms
+NOISE_GLYPHS = "abcdefghijklmnopqrstuvwxyzæøßþ#%&@§"
+FLOATS = 22  # per instance: from(2) to(2) move_t(1) quad(4) uv(4) color(4) noise conf commit seed(4) solid(1)
+
+VERTEX = """
+#version 330
+in vec2 corner;
+in vec2 from_xy; in vec2 to_xy; in float move_t;
+in vec4 quad; in vec4 uv; in vec4 color; in vec4 params; in float solid;
+uniform mat4 mvp; uniform float time; uniform float ease_s; uniform float move_s;
+uniform vec4 noise_uv[32]; uniform int noise_count; uniform vec4 noise_quad;
+out vec2 v_uv; out vec4 v_color; out float v_blur;
+float hash(float n) { return fract(sin(n) * 43758.5453123); }
+void main() {
+    float m = clamp((time - move_t) / move_s, 0.0, 1.0);
+    vec2 pen = mix(from_xy, to_xy, m * m * (3.0 - 2.0 * m));
+    float noise = params.x, conf = params.y, commit = params.z, seed = params.w;
+    float e = noise >= 1.0 ? 0.0 : clamp((time - commit) / ease_s, 0.0, 1.0);
+    e = 1.0 - pow(1.0 - e, 3.0);
+    vec4 q = quad; vec4 r = uv;
+    if (solid < 0.5 && (noise >= 1.0 || e < 0.35)) {  // still noise: a random glyph that changes ~12x/s
+        int k = int(floor(hash(seed * 12.9898 + floor(time * 12.0 + seed) * 78.233) * float(noise_count)));
+        r = noise_uv[k]; q = noise_quad;
+    }
+    vec2 local = pen + vec2(q.x + corner.x * q.z, -q.y + corner.y * q.w);
+    gl_Position = mvp * vec4(local, 0.0, 1.0);
+    v_uv = mix(r.xy, r.zw, corner);
+    vec3 dim = vec3(0.55, 0.6, 0.7);
+    float solidity = mix(0.45, 1.0, conf);  // less sure tokens look less solid
+    v_color = solid > 0.5 ? color : vec4(mix(dim, color.rgb, e), mix(0.45, color.a * solidity, e));
+    v_blur = solid > 0.5 ? 0.0 : mix(0.16, 0.0, e);
+}
+"""
+
+FRAGMENT = """
+#version 330
+uniform sampler2D atlas;
+in vec2 v_uv; in vec4 v_color; in float v_blur;
+out vec4 frag;
+void main() {
+    float d = texture(atlas, v_uv).r;
+    float w = max(fwidth(d) * 0.75, 1e-3) + v_blur;
+    float a = smoothstep(0.5 - w, 0.5 + w, d);
+    if (a * v_color.a < 0.003) discard;
+    frag = vec4(v_color.rgb, v_color.a * a);
+}
+"""
+
+
+@dataclass
+class _Motion:
+    to: tuple[float, float]
+    from_: tuple[float, float]
+    move_t: float
+    commit_t: float
+    noise: float
+
+
+class PanelMesh:
+    """One panel's instance buffer and the motion state behind it."""
+
+    def __init__(self, ctx: moderngl.Context, program: moderngl.Program, quad: moderngl.Buffer, panel: Panel):
+        self.ctx, self.panel = ctx, panel
+        self.capacity = 256
+        self.instances = ctx.buffer(reserve=self.capacity * FLOATS * 4, dynamic=True)
+        self.program, self.quad = program, quad
+        self.vao = self._vao()
+        self.count = 0
+        self.version = -1
+        self.motion: dict[tuple[int, int], _Motion] = {}
+
+    def _vao(self) -> moderngl.VertexArray:
+        return self.ctx.vertex_array(self.program, [
+            (self.quad, "2f", "corner"),
+            (self.instances, "2f 2f 1f 4f 4f 4f 4f 1f/i", "from_xy", "to_xy", "move_t", "quad", "uv", "color",
+             "params", "solid"),
+        ])
+
+    def release(self) -> None:
+        self.vao.release()
+        self.instances.release()
+
+    def upload(self, data: np.ndarray) -> None:
+        if len(data) > self.capacity:
+            while self.capacity < len(data):
+                self.capacity *= 2
+            self.instances.orphan(self.capacity * FLOATS * 4)
+            self.vao.release()
+            self.vao = self._vao()
+        self.instances.write(data.astype("f4").tobytes())
+        self.count = len(data)
+
+
+class TextRenderer:
+    def __init__(self, ctx: moderngl.Context, atlas: GlyphAtlas | None = None):
+        self.ctx = ctx
+        self.atlas = atlas or GlyphAtlas()
+        self.program = ctx.program(vertex_shader=VERTEX, fragment_shader=FRAGMENT)
+        self.quad = ctx.buffer(np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype="f4").tobytes())
+        self.texture = ctx.texture((self.atlas.size, self.atlas.size), 1, dtype="f1")
+        self.texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self.meshes: dict[str, PanelMesh] = {}
+        noise = [self.atlas.get(c) for c in NOISE_GLYPHS[:32]]
+        self.program["noise_count"].value = len(noise)
+        self.program["noise_uv"].value = [g.uv for g in noise] + [(0, 0, 0, 0)] * (32 - len(noise))
+        sample = noise[0]
+        self.program["noise_quad"].value = (*sample.offset, *sample.size)
+        self.program["ease_s"].value = EASE_S
+        self.program["move_s"].value = MOVE_S
+        self.draw_calls = 0  # counted for the render benchmark
+        self._upload_atlas()
+
+    def _upload_atlas(self) -> None:
+        if self.atlas.dirty:
+            self.texture.write(self.atlas.texels.tobytes())
+            self.atlas.dirty.clear()
+
+    def render(self, scene: Scene, view: np.ndarray, projection: np.ndarray, time: float) -> None:
+        """Draw every panel into the bound framebuffer (premultiplied-free alpha blending, no depth writes)."""
+        self.ctx.enable(moderngl.BLEND)
+        self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        self.program["time"].value = time
+        eye = np.linalg.inv(view)[:3, 3]
+        for panel in sorted(scene.panels, key=lambda p: -np.linalg.norm(np.array(p.position) - eye)):
+            mesh = self.meshes.get(panel.panel_id)
+            if mesh is None or mesh.panel is not panel:  # a new panel under an old id starts afresh
+                if mesh is not None:
+                    mesh.release()
+                mesh = self.meshes[panel.panel_id] = PanelMesh(self.ctx, self.program, self.quad, panel)
+            if mesh.version != panel.version:
+                mesh.upload(self._instances(panel, mesh, time))
+                mesh.version = panel.version
+                self._upload_atlas()
+            mvp = projection @ view @ panel.model_matrix()
+            self.program["mvp"].write(mvp.T.astype("f4").tobytes())
+            self.texture.use(0)
+            mesh.vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=mesh.count)
+            self.draw_calls += 1
+
+    # --- building a panel's instances (only when it changed) ---------------------------------------------
+
+    def _instances(self, panel: Panel, mesh: PanelMesh, time: float) -> np.ndarray:
+        rows: list[list[float]] = []
+        width_em, height_em = panel.width_em, panel.height / panel.em
+        pad = 0.8
+        border = (0.35, 0.55, 0.95, 0.9) if panel.selected else (0.25, 0.3, 0.4, 0.7)
+        rows.append(self._solid(-pad - 0.08, -pad - 0.08, width_em + 2 * pad + 0.16, height_em + 0.16, border))
+        rows.append(self._solid(-pad, -pad, width_em + 2 * pad, height_em, (0.05, 0.06, 0.09, 0.88)))
+        y = 0.0
+        if panel.title:
+            rows += self._line(panel.title, 0.0, 1.0, (0.6, 0.8, 1.0, 1.0), seed=-1)
+            y = 1.4
+        text_width = width_em
+        placed, lines = layout(panel.text, self.atlas, width_em=text_width)
+        glyph_rows, selection_rows = self._text(panel, mesh, placed, y, time)
+        rows += selection_rows + glyph_rows
+        rows += self._line(panel.status, 0.0, height_em - 2 * pad + 0.2, (0.6, 0.65, 0.75, 0.9), seed=-2, scale=0.7)
+        return np.array(rows, dtype="f4").reshape(-1, FLOATS)
+
+    def _text(self, panel: Panel, mesh: PanelMesh, placed: list[PlacedGlyph], top: float, time: float):
+        rows, selection = [], []
+        seen = set()
+        first_upload = mesh.version < 0  # text already there when the panel first shows does not animate
+        for g in placed:
+            target = (g.x, g.y + top)
+            motion = mesh.motion.get(g.key)
+            if motion is None:
+                appears = time if g.noise < 1 and not first_upload else -1e9
+                motion = mesh.motion[g.key] = _Motion(target, target, -1e9, appears, g.noise)
+            if motion.to != target:  # glide from wherever it is now
+                motion.from_ = _current(motion, time)
+                motion.to, motion.move_t = target, time
+            if motion.noise >= 1.0 and g.noise < 1.0:
+                motion.commit_t = time
+            motion.noise = g.noise
+            seen.add(g.key)
+            position = g.key[0]
+            if panel.selection and panel.selection[0] <= position < panel.selection[1]:
+                glyph = self.atlas.get(g.char) if g.char else None
+                advance = glyph.advance if glyph else 0.55
+                selection.append(self._solid(target[0], target[1] - 0.95, advance, 1.25, (0.2, 0.35, 0.7, 0.55)))
+            if g.char == " ":
+                continue
+            glyph = self.atlas.get(g.char) if g.char else self.atlas.get("x")
+            color = (0.95, 0.96, 1.0, 1.0) if not glyph.fallback else (1.0, 0.45, 0.35, 1.0)
+            seed = float((position * 131 + g.key[1] * 17) % 9973)
+            rows.append([*motion.from_, *motion.to, motion.move_t, *glyph.offset, *glyph.size, *glyph.uv, *color,
+                         g.noise, panel.text.cells[position].confidence if position < len(panel.text.cells) else 1.0,
+                         motion.commit_t, seed, 0.0])
+        if panel.cursor is not None:
+            at = next((g for g in placed if g.key[0] >= panel.cursor), None)
+            x, y = (at.x, at.y + top) if at else ((placed[-1].x + 0.6, placed[-1].y + top) if placed else (0, 1.3))
+            selection.append(self._solid(x - 0.04, y - 0.95, 0.08, 1.2, (0.9, 0.9, 0.3, 0.9)))
+        for key in set(mesh.motion) - seen:
+            del mesh.motion[key]
+        return rows, selection
+
+    def _line(self, text: str, x: float, y: float, color, *, seed: int, scale: float = 1.0) -> list[list[float]]:
+        rows = []
+        for char in text:
+            glyph = self.atlas.get(char)
+            if char != " ":
+                ox, oy = glyph.offset
+                rows.append([x, y, x, y, -1e9, ox * scale, oy * scale, glyph.size[0] * scale, glyph.size[1] * scale,
+                             *glyph.uv, *color, 0.0, 1.0, -1e9, float(seed), 0.0])
+            x += glyph.advance * scale
+        return rows
+
+    def _solid(self, x: float, y: float, w: float, h: float, color) -> list[float]:
+        uv = self.atlas.solid
+        return [x, y, x, y, -1e9, 0.0, 0.0, w, h, *uv, *color, 0.0, 1.0, -1e9, 0.0, 1.0]
+
+
+def _current(motion: _Motion, time: float) -> tuple[float, float]:
+    m = min(1.0, max(0.0, (time - motion.move_t) / MOVE_S))
+    m = m * m * (3 - 2 * m)
+    return (motion.from_[0] + (motion.to[0] - motion.from_[0]) * m,
+            motion.from_[1] + (motion.to[1] - motion.from_[1]) * m)
