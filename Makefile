@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 # Without an NVIDIA GPU pin the CPU torch build; with one, let pip choose the CUDA build.
 TORCH_PIN := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints/cpu.txt)
 # Debian packages the tests need (installed when run as root).
-DEBIAN_TEST_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri openssl
+DEBIAN_TEST_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0 xvfb openssl
 
 .PHONY: demo test debian-test-packages debian-demo-packages clean
 

@@ -236,21 +236,33 @@ def _demo(args: argparse.Namespace) -> int:
 
     from airquill.demo import run_demo
 
+    host = getattr(args, "fixed_host", None) or args.host
     try:
-        return run_demo(model=args.model, out=Path(args.out), host=args.host)
+        return run_demo(model=args.model, out=Path(args.out), host=host, server=args.server,
+                        token=_read_token(args))
     except (RuntimeError, ConnectionError, FileNotFoundError) as err:
-        print(f"airquill demo: {err}", file=sys.stderr)
+        print(f"airquill {args.command}: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="start a server with the shipped model and watch panels condense")
-    p.add_argument("--model", help="model for the child server (default: the shipped one)")
-    p.add_argument("--host", choices=["openxr", "desktop", "headless"], help="default: the best available")
-    p.add_argument("--out", default="out/demo.gif", help="where the headless host writes its GIF")
-    p.set_defaults(handler=_demo)
+    commands = {
+        "demo": ("start a server with the shipped model and watch panels condense on the best host", None),
+        "vr": ("the scene in an OpenXR headset (SteamVR, Quest Link, Monado)", "openxr"),
+        "desktop": ("the scene in a desktop window: right-drag looks, WASD moves, click selects, type + Enter "
+                    "prompts", "desktop"),
+    }
+    for name, (help_text, fixed) in commands.items():
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--server", help="ws://HOST:PORT of a running `airquill serve` (default: start one here)")
+        p.add_argument("--model", help="model for the server started here (default: the shipped one)")
+        if fixed is None:
+            p.add_argument("--host", choices=["openxr", "desktop", "headless"], help="default: the best available")
+        p.add_argument("--out", default="out/demo.gif", help="where the headless host writes its GIF")
+        _add_token(p)
+        p.set_defaults(handler=_demo, fixed_host=fixed, host=None)
 
 
 def build_parser() -> argparse.ArgumentParser:

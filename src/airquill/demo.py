@@ -48,18 +48,44 @@ def best_host() -> str:
     return detect_host()
 
 
-def run_demo(*, model: str | None, out: Path, host: str | None) -> int:
-    from airquill.vr_client.app import ClientApp
-    from airquill.vr_client.demo import run_headless
-
+def run_demo(*, model: str | None, out: Path, host: str | None, server: str | None = None,
+             token: str = "") -> int:
+    """Show the demo session on `host` (default: the best available), against `server` or a child one.
+    The host is opened first, so a missing headset or display is reported before any server starts."""
     chosen = host or best_host()
-    with child_server(model=model) as (url, token):
-        app = ClientApp(url, token=token).start()
-        try:
-            if chosen == "headless":
-                gif, _ = run_headless(app, out)
-                print(f"wrote {gif} ({gif.stat().st_size // 1024} KiB): three panels condensing from noise")
-                return 0
-            raise RuntimeError(f"the {chosen} host is not available in this build; use --host headless")
-        finally:
-            app.close()
+    window = _open_host(chosen)
+    if server:
+        return _show(window, server, token, out)
+    with child_server(model=model) as (url, child_token):
+        return _show(window, url, child_token, out)
+
+
+def _open_host(host: str):
+    if host == "desktop":
+        from airquill.vr_client.hosts.desktop import DesktopHost
+
+        return DesktopHost()
+    if host == "openxr":
+        from airquill.vr_client.hosts.openxr_host import OpenXRHost
+
+        return OpenXRHost()
+    return None  # headless: its EGL context is made when rendering starts
+
+
+def _show(window, url: str, token: str, out: Path) -> int:
+    from airquill.vr_client.app import ClientApp
+    from airquill.vr_client.demo import demo_scene, run_headless
+
+    app = ClientApp(url, token=token).start()
+    try:
+        if window is None:
+            gif, _ = run_headless(app, out)
+            print(f"wrote {gif} ({gif.stat().st_size // 1024} KiB): three panels condensing from noise")
+            return 0
+        if hasattr(window, "on_prompt"):
+            window.on_prompt = lambda panel, prompt: app.generate(panel, prompt, 64)
+        scene = demo_scene(app)
+        window.run(scene, before_frame=lambda t: app.drain(scene))
+        return 0
+    finally:
+        app.close()

@@ -51,6 +51,7 @@ void main() {
 FRAGMENT = """
 #version 330
 uniform sampler2D atlas;
+uniform bool linear_output;  // rendering into an sRGB framebuffer: write linear colour
 in vec2 v_uv; in vec4 v_color; in float v_blur;
 out vec4 frag;
 void main() {
@@ -58,7 +59,8 @@ void main() {
     float w = max(fwidth(d) * 0.75, 1e-3) + v_blur;
     float a = smoothstep(0.5 - w, 0.5 + w, d);
     if (a * v_color.a < 0.003) discard;
-    frag = vec4(v_color.rgb, v_color.a * a);
+    vec3 rgb = linear_output ? pow(v_color.rgb, vec3(2.2)) : v_color.rgb;
+    frag = vec4(rgb, v_color.a * a);
 }
 """
 
@@ -108,7 +110,7 @@ class PanelMesh:
 
 
 class TextRenderer:
-    def __init__(self, ctx: moderngl.Context, atlas: GlyphAtlas | None = None):
+    def __init__(self, ctx: moderngl.Context, atlas: GlyphAtlas | None = None, *, linear_output: bool = False):
         self.ctx = ctx
         self.atlas = atlas or GlyphAtlas()
         self.program = ctx.program(vertex_shader=VERTEX, fragment_shader=FRAGMENT)
@@ -123,6 +125,7 @@ class TextRenderer:
         self.program["noise_quad"].value = (*sample.offset, *sample.size)
         self.program["ease_s"].value = EASE_S
         self.program["move_s"].value = MOVE_S
+        self.program["linear_output"].value = linear_output
         self.draw_calls = 0  # counted for the render benchmark
         self._upload_atlas()
 

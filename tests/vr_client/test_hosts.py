@@ -1,0 +1,101 @@
+"""Hosts: the desktop window under Xvfb (a real X server, real Mesa GL), and the OpenXR host's clear error
+where no runtime exists (none can be installed on this machine)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from airquill.shared.step import Step, TokenChange
+from airquill.vr_client.hosts.desktop import Camera, pick_panel
+from airquill.vr_client.scene import EYE_HEIGHT, Panel, Scene, arc_placement
+
+
+@pytest.fixture(scope="module")
+def display():
+    xvfb = shutil.which("Xvfb")
+    assert xvfb, "Xvfb is needed for the desktop host test (Debian package xvfb; make test installs it)"
+    number = 90 + os.getpid() % 9
+    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    previous = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{number}"
+    yield
+    proc.terminate()
+    proc.wait()
+    if previous is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = previous
+
+
+def scene_of(count: int) -> Scene:
+    scene = Scene()
+    for i, (position, yaw) in enumerate(arc_placement(count)):
+        panel = scene.add(Panel(f"p{i}", title=f"panel {i}", position=position, yaw=yaw, width=0.6, height=0.4))
+        panel.text.apply(Step(1, 1, 1, (TokenChange(0, 5, "In the beginning", 1.0, 0.0),)))
+        panel.touch()
+    return scene
+
+
+def test_pointer_ray_picks_the_panel_in_front():
+    scene = scene_of(3)
+    eye = np.array([0.0, EYE_HEIGHT, 0.0])
+    assert pick_panel(scene, eye, Camera().forward) is scene.panels[1]
+    assert pick_panel(scene, eye, np.array([0.0, 0.0, 1.0])) is None  # behind the viewer
+
+
+DESKTOP_SCRIPT = """
+import numpy as np, glfw
+from airquill.shared.step import Step, TokenChange
+from airquill.vr_client.hosts.desktop import DesktopHost
+from airquill.vr_client.scene import Panel, Scene
+
+scene = Scene()
+panel = scene.add(Panel("p0", title="panel 0", width=0.6, height=0.4))
+panel.text.apply(Step(1, 1, 1, (TokenChange(0, 5, "In the beginning", 1.0, 0.0),)))
+panel.touch()
+host = DesktopHost((640, 400))
+prompts = []
+host.on_prompt = lambda panel, prompt: prompts.append((panel.panel_id, prompt))
+host.run(scene, max_frames=3)
+error = host.ctx.error
+assert error == "GL_NO_ERROR", error
+host.frame(scene, 1.0, 0.0)  # draw once more and read it back before swapping
+pixels = np.frombuffer(host.ctx.screen.read(components=3), dtype=np.uint8)
+assert (pixels.reshape(-1, 3).max(axis=1) > 150).sum() > 50, "no text on screen"
+host.key(glfw.KEY_TAB, glfw.PRESS)
+for char in "Let there be":
+    host.type_char(char)
+assert scene.panels[0].title.startswith("› Let there be"), scene.panels[0].title
+host.key(glfw.KEY_ENTER, glfw.PRESS)
+assert prompts == [("p0", "Let there be")] and scene.panels[0].title == "Let there be", prompts
+start = host.camera.yaw
+host._drag = (100.0, 100.0)
+host.cursor(150.0, 100.0)
+assert host.camera.yaw < start, "right-drag to the right turns the view right"
+host.close()
+print("desktop host ok")
+"""
+
+
+def test_desktop_window_draws_and_takes_typed_prompts(display):
+    """In its own process: a GLX window and an EGL context (other tests) do not share a process well.
+    Key and mouse events are fed through the host's glfw callbacks."""
+    result = subprocess.run([sys.executable, "-c", DESKTOP_SCRIPT], capture_output=True, text=True, timeout=120,
+                            env={**os.environ})
+    assert result.returncode == 0, result.stderr
+    assert "desktop host ok" in result.stdout
+
+
+def test_vr_command_without_a_runtime_says_what_to_install():
+    result = subprocess.run([sys.executable, "-m", "airquill", "vr"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "No OpenXR runtime was found" in result.stderr and "SteamVR" in result.stderr
+    assert "airquill desktop" in result.stderr
