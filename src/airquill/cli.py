@@ -195,6 +195,12 @@ def _bench_sampler(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def _bench_render(args: argparse.Namespace) -> int:
+    from airquill.vr_client.bench_render import main
+
+    return main(args)
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (each prints ratios measured in one run)")
     benches = p.add_subparsers(dest="bench", required=True)
@@ -229,6 +235,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     sampler.add_argument("--threads", type=int)
     sampler.add_argument("--json", action="store_true", help="print one JSON object")
     sampler.set_defaults(handler=_bench_sampler)
+    render = benches.add_parser("render", help="frame cost of the text renderer (headless EGL)")
+    render.add_argument("--frames", type=int, default=30)
+    render.add_argument("--json", action="store_true", help="print one JSON object")
+    render.set_defaults(handler=_bench_render)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -126,19 +126,22 @@ class TextRenderer:
         self.program["ease_s"].value = EASE_S
         self.program["move_s"].value = MOVE_S
         self.program["linear_output"].value = linear_output
-        self.draw_calls = 0  # counted for the render benchmark
+        self.gl_calls = 0  # draw calls, buffer writes and uniform writes: counted for the render benchmark
         self._upload_atlas()
 
-    def _upload_atlas(self) -> None:
-        if self.atlas.dirty:
-            self.texture.write(self.atlas.texels.tobytes())
-            self.atlas.dirty.clear()
+    def _upload_atlas(self) -> int:
+        if not self.atlas.dirty:
+            return 0
+        self.texture.write(self.atlas.texels.tobytes())
+        self.atlas.dirty.clear()
+        return 1
 
     def render(self, scene: Scene, view: np.ndarray, projection: np.ndarray, time: float) -> None:
         """Draw every panel into the bound framebuffer (premultiplied-free alpha blending, no depth writes)."""
         self.ctx.enable(moderngl.BLEND)
         self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
         self.program["time"].value = time
+        self.gl_calls += 3  # blend enable, blend func, time
         eye = np.linalg.inv(view)[:3, 3]
         for panel in sorted(scene.panels, key=lambda p: -np.linalg.norm(np.array(p.position) - eye)):
             mesh = self.meshes.get(panel.panel_id)
@@ -149,12 +152,12 @@ class TextRenderer:
             if mesh.version != panel.version:
                 mesh.upload(self._instances(panel, mesh, time))
                 mesh.version = panel.version
-                self._upload_atlas()
+                self.gl_calls += 1 + self._upload_atlas()
             mvp = projection @ view @ panel.model_matrix()
             self.program["mvp"].write(mvp.T.astype("f4").tobytes())
             self.texture.use(0)
             mesh.vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=mesh.count)
-            self.draw_calls += 1
+            self.gl_calls += 3
 
     # --- building a panel's instances (only when it changed) ---------------------------------------------
 
