@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 from airquill.shared.step import Step, TokenChange
 
 
+def noise_width(position: int) -> int:
+    """How many noise glyphs a masked position shows: 2–5, fixed per position, so that views keep their
+    layout calm while the content flickers."""
+    return 2 + (position * 2654435761 >> 7) % 4
+
+
 @dataclass(slots=True)
 class Cell:
     token_id: int = -1
@@ -21,9 +27,17 @@ class TextState:
     step: int = 0
     total: int = 0
     finished: bool = False
+    changed: set[int] = field(default_factory=set)  # positions changed since a view last took them
+
+    def take_changes(self) -> set[int]:
+        """Positions changed since the last call (a view uses this to redo only what changed)."""
+        changed, self.changed = self.changed, set()
+        return changed
 
     def apply(self, step: Step) -> list[int]:
         """Apply one step's changes; return the positions that changed."""
+        if step.length != len(self.cells):
+            self.changed.add(min(step.length, len(self.cells)))
         if step.length > len(self.cells):
             self.cells.extend(Cell() for _ in range(step.length - len(self.cells)))
         del self.cells[step.length :]
@@ -33,6 +47,7 @@ class TextState:
 
     def apply_changes(self, changes: Iterable[TokenChange]) -> None:
         for change in changes:
+            self.changed.add(change.position)
             cell = self.cells[change.position]
             cell.token_id, cell.text = change.token_id, change.text
             cell.confidence, cell.noise = change.confidence, change.noise

@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.panel import Panel
 from rich.text import Text
 
-from airquill.shared.text_state import TextState
+from airquill.shared.text_state import TextState, noise_width
 
 NOISE_GLYPHS = "░▒▓·•∙◦⋅╌╍abcdefghijklmnopqrstuvwxyzßþæœ"
 
@@ -21,11 +21,6 @@ class Status:
     model: str = ""
     tokens_per_s: float = 0.0
     title: str = "airquill"
-
-
-def noise_width(position: int) -> int:
-    """A stable width per masked position (2–5 glyphs), so layout stays calm while content flickers."""
-    return 2 + (position * 2654435761 >> 7) % 4
 
 
 def render_state(state: TextState, status: Status, *, frame: int, fresh: set[int] = frozenset(), prompt: str = "") -> Panel:

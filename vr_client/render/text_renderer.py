@@ -4,19 +4,19 @@ glyphs to new places all run in the vertex shader from the frame time, so a fram
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from time import perf_counter
 
 import moderngl
 import numpy as np
 
 from airquill.vr_client.scene import Panel, Scene
 from airquill.vr_client.text.atlas import GlyphAtlas
-from airquill.vr_client.text.layout import PlacedGlyph, layout
+from airquill.vr_client.render.panel_text import FLOATS, MOVE_S, PanelText
+
+ROW_BYTES = FLOATS * 4
 
 EASE_S = 0.2  # a committed glyph condenses out of the noise over 200 ms
-MOVE_S = 0.25  # a glyph whose place changes glides there over 250 ms
 NOISE_GLYPHS = "abcdefghijklmnopqrstuvwxyzæøßþ#%&@§"
-FLOATS = 22  # per instance: from(2) to(2) move_t(1) quad(4) uv(4) color(4) noise conf commit seed(4) solid(1)
 
 VERTEX = """
 #version 330
@@ -65,27 +65,33 @@ void main() {
 """
 
 
-@dataclass
-class _Motion:
-    to: tuple[float, float]
-    from_: tuple[float, float]
-    move_t: float
-    commit_t: float
-    noise: float
-
-
 class PanelMesh:
-    """One panel's instance buffer and the motion state behind it."""
+    """One panel's instance buffer: [header: frame, title, selection, cursor | status line | text slots].
+    The header and status regions have room to spare; the text's rows come from `PanelText`, and only the
+    row ranges it marks dirty are written."""
 
-    def __init__(self, ctx: moderngl.Context, program: moderngl.Program, quad: moderngl.Buffer, panel: Panel):
+    def __init__(self, ctx: moderngl.Context, program: moderngl.Program, quad: moderngl.Buffer, panel: Panel,
+                 atlas: GlyphAtlas):
         self.ctx, self.panel = ctx, panel
-        self.capacity = 256
-        self.instances = ctx.buffer(reserve=self.capacity * FLOATS * 4, dynamic=True)
         self.program, self.quad = program, quad
+        self.header_rows, self.status_rows = 128, 96
+        self.capacity = 1024
+        self.instances = ctx.buffer(reserve=self.capacity * ROW_BYTES, dynamic=True)
         self.vao = self._vao()
         self.count = 0
         self.version = -1
-        self.motion: dict[tuple[int, int], _Motion] = {}
+        self.text = PanelText(atlas, panel.width_em, top=1.4 if panel.title else 0.0)
+        self.header = np.zeros((0, FLOATS), dtype="f4")
+        self.status = np.zeros((0, FLOATS), dtype="f4")
+        self.writes = 0  # buffer writes in the last update
+
+    @property
+    def motion(self):
+        return self.text.motion
+
+    @property
+    def base(self) -> int:
+        return self.header_rows + self.status_rows
 
     def _vao(self) -> moderngl.VertexArray:
         return self.ctx.vertex_array(self.program, [
@@ -98,15 +104,45 @@ class PanelMesh:
         self.vao.release()
         self.instances.release()
 
-    def upload(self, data: np.ndarray) -> None:
-        if len(data) > self.capacity:
-            while self.capacity < len(data):
+    def upload(self, header: np.ndarray, status: np.ndarray) -> None:
+        """Write what changed: the header and status regions when they differ, the text's dirty rows."""
+        self.writes = 0
+        everything = False
+        if len(header) > self.header_rows or len(status) > self.status_rows:
+            self.header_rows = max(self.header_rows, 2 * len(header))
+            self.status_rows = max(self.status_rows, 2 * len(status))
+            everything = True
+        needed = self.base + self.text.used
+        if needed > self.capacity:
+            while self.capacity < needed:
                 self.capacity *= 2
-            self.instances.orphan(self.capacity * FLOATS * 4)
+            self.instances.orphan(self.capacity * ROW_BYTES)
             self.vao.release()
             self.vao = self._vao()
-        self.instances.write(data.astype("f4").tobytes())
-        self.count = len(data)
+            everything = True
+        if everything or not np.array_equal(header, self.header):
+            self._write(0, _padded(header, self.header_rows))
+            self.header = header
+        if everything or not np.array_equal(status, self.status):
+            self._write(self.header_rows, _padded(status, self.status_rows))
+            self.status = status
+        ranges = self.text.take_dirty()
+        if everything:
+            ranges = [(0, self.text.used)]
+        for a, b in ranges:
+            self._write(self.base + a, self.text.rows[a:b])
+        self.count = self.base + self.text.used
+
+    def _write(self, row: int, data: np.ndarray) -> None:
+        if len(data):
+            self.instances.write(data.tobytes(), offset=row * ROW_BYTES)
+            self.writes += 1
+
+
+def _padded(rows: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros((size, FLOATS), dtype="f4")
+    out[: len(rows)] = rows
+    return out
 
 
 class TextRenderer:
@@ -127,6 +163,7 @@ class TextRenderer:
         self.program["move_s"].value = MOVE_S
         self.program["linear_output"].value = linear_output
         self.gl_calls = 0  # draw calls, buffer writes and uniform writes: counted for the render benchmark
+        self.draw_seconds = 0.0  # time inside draw calls (a software GL does its vertex work there)
         self._upload_atlas()
 
     def _upload_atlas(self) -> int:
@@ -148,74 +185,52 @@ class TextRenderer:
             if mesh is None or mesh.panel is not panel:  # a new panel under an old id starts afresh
                 if mesh is not None:
                     mesh.release()
-                mesh = self.meshes[panel.panel_id] = PanelMesh(self.ctx, self.program, self.quad, panel)
+                mesh = self.meshes[panel.panel_id] = PanelMesh(self.ctx, self.program, self.quad, panel, self.atlas)
             if mesh.version != panel.version:
-                mesh.upload(self._instances(panel, mesh, time))
+                self._update(panel, mesh, time)
                 mesh.version = panel.version
-                self.gl_calls += 1 + self._upload_atlas()
+                self.gl_calls += self._upload_atlas()
             mvp = projection @ view @ panel.model_matrix()
             self.program["mvp"].write(mvp.T.astype("f4").tobytes())
             self.texture.use(0)
+            started = perf_counter()
             mesh.vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=mesh.count)
+            self.draw_seconds += perf_counter() - started
             self.gl_calls += 3
 
     # --- building a panel's instances (only when it changed) ---------------------------------------------
 
-    def _instances(self, panel: Panel, mesh: PanelMesh, time: float) -> np.ndarray:
-        rows: list[list[float]] = []
+    def _update(self, panel: Panel, mesh: PanelMesh, time: float) -> None:
+        """Bring a panel's buffer up to date, writing only what changed."""
+        mesh.text.update(panel.text.cells, panel.text.take_changes(), time, animate=mesh.version >= 0)
+        mesh.upload(self._header(panel, mesh), self._status(panel))
+        self.gl_calls += mesh.writes
+
+    def _header(self, panel: Panel, mesh: PanelMesh) -> np.ndarray:
         width_em, height_em = panel.width_em, panel.height / panel.em
         pad = 0.8
         border = (0.35, 0.55, 0.95, 0.9) if panel.selected else (0.25, 0.3, 0.4, 0.7)
-        rows.append(self._solid(-pad - 0.08, -pad - 0.08, width_em + 2 * pad + 0.16, height_em + 0.16, border))
-        rows.append(self._solid(-pad, -pad, width_em + 2 * pad, height_em, (0.05, 0.06, 0.09, 0.88)))
-        y = 0.0
+        rows = [self._solid(-pad - 0.08, -pad - 0.08, width_em + 2 * pad + 0.16, height_em + 0.16, border),
+                self._solid(-pad, -pad, width_em + 2 * pad, height_em, (0.05, 0.06, 0.09, 0.88))]
         if panel.title:
             rows += self._line(panel.title, 0.0, 1.0, (0.6, 0.8, 1.0, 1.0), seed=-1)
-            y = 1.4
-        text_width = width_em
-        placed, lines = layout(panel.text, self.atlas, width_em=text_width)
-        glyph_rows, selection_rows = self._text(panel, mesh, placed, y, time)
-        rows += selection_rows + glyph_rows
-        rows += self._line(panel.status, 0.0, height_em - 2 * pad + 0.2, (0.6, 0.65, 0.75, 0.9), seed=-2, scale=0.7)
+        if panel.selection:
+            for position in range(*panel.selection):
+                box = mesh.text.token_box(position)
+                if box:
+                    rows.append(self._solid(box[0], box[1] - 0.95, box[2], 1.25, (0.2, 0.35, 0.7, 0.55)))
+        if panel.cursor is not None:
+            box = mesh.text.token_box(panel.cursor) or mesh.text.token_box(len(mesh.text.starts) - 1)
+            x, y = (box[0], box[1]) if box else (0.0, 1.3 + mesh.text.top)
+            if box and panel.cursor >= len(mesh.text.starts):
+                x += box[2]
+            rows.append(self._solid(x - 0.04, y - 0.95, 0.08, 1.2, (0.9, 0.9, 0.3, 0.9)))
         return np.array(rows, dtype="f4").reshape(-1, FLOATS)
 
-    def _text(self, panel: Panel, mesh: PanelMesh, placed: list[PlacedGlyph], top: float, time: float):
-        rows, selection = [], []
-        seen = set()
-        first_upload = mesh.version < 0  # text already there when the panel first shows does not animate
-        for g in placed:
-            target = (g.x, g.y + top)
-            motion = mesh.motion.get(g.key)
-            if motion is None:
-                appears = time if g.noise < 1 and not first_upload else -1e9
-                motion = mesh.motion[g.key] = _Motion(target, target, -1e9, appears, g.noise)
-            if motion.to != target:  # glide from wherever it is now
-                motion.from_ = _current(motion, time)
-                motion.to, motion.move_t = target, time
-            if motion.noise >= 1.0 and g.noise < 1.0:
-                motion.commit_t = time
-            motion.noise = g.noise
-            seen.add(g.key)
-            position = g.key[0]
-            if panel.selection and panel.selection[0] <= position < panel.selection[1]:
-                glyph = self.atlas.get(g.char) if g.char else None
-                advance = glyph.advance if glyph else 0.55
-                selection.append(self._solid(target[0], target[1] - 0.95, advance, 1.25, (0.2, 0.35, 0.7, 0.55)))
-            if g.char == " ":
-                continue
-            glyph = self.atlas.get(g.char) if g.char else self.atlas.get("x")
-            color = (0.95, 0.96, 1.0, 1.0) if not glyph.fallback else (1.0, 0.45, 0.35, 1.0)
-            seed = float((position * 131 + g.key[1] * 17) % 9973)
-            rows.append([*motion.from_, *motion.to, motion.move_t, *glyph.offset, *glyph.size, *glyph.uv, *color,
-                         g.noise, panel.text.cells[position].confidence if position < len(panel.text.cells) else 1.0,
-                         motion.commit_t, seed, 0.0])
-        if panel.cursor is not None:
-            at = next((g for g in placed if g.key[0] >= panel.cursor), None)
-            x, y = (at.x, at.y + top) if at else ((placed[-1].x + 0.6, placed[-1].y + top) if placed else (0, 1.3))
-            selection.append(self._solid(x - 0.04, y - 0.95, 0.08, 1.2, (0.9, 0.9, 0.3, 0.9)))
-        for key in set(mesh.motion) - seen:
-            del mesh.motion[key]
-        return rows, selection
+    def _status(self, panel: Panel) -> np.ndarray:
+        height_em = panel.height / panel.em
+        rows = self._line(panel.status, 0.0, height_em - 1.4, (0.6, 0.65, 0.75, 0.9), seed=-2, scale=0.7)
+        return np.array(rows, dtype="f4").reshape(-1, FLOATS)
 
     def _line(self, text: str, x: float, y: float, color, *, seed: int, scale: float = 1.0) -> list[list[float]]:
         rows = []
@@ -231,10 +246,3 @@ class TextRenderer:
     def _solid(self, x: float, y: float, w: float, h: float, color) -> list[float]:
         uv = self.atlas.solid
         return [x, y, x, y, -1e9, 0.0, 0.0, w, h, *uv, *color, 0.0, 1.0, -1e9, 0.0, 1.0]
-
-
-def _current(motion: _Motion, time: float) -> tuple[float, float]:
-    m = min(1.0, max(0.0, (time - motion.move_t) / MOVE_S))
-    m = m * m * (3 - 2 * m)
-    return (motion.from_[0] + (motion.to[0] - motion.from_[0]) * m,
-            motion.from_[1] + (motion.to[1] - motion.from_[1]) * m)
