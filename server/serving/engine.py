@@ -99,5 +99,10 @@ class Engine:
                 continue
             for state, step in results:
                 sink = self._sinks.pop(id(state)) if step.is_final else self._sinks.get(id(state))
-                if sink is not None:
+                if sink is None:
+                    continue
+                try:
                     sink(step)
+                except Exception:  # a client's relay that is gone must not stop the others
+                    log.exception("could not deliver a step; cancelling that request")
+                    state.cancel()
