@@ -28,6 +28,7 @@ class TextState:
     total: int = 0
     finished: bool = False
     changed: set[int] = field(default_factory=set)  # positions changed since a view last took them
+    settled: int = 0  # positions showing a settled token (noise 0), kept up to date by `apply`
 
     def take_changes(self) -> set[int]:
         """Positions changed since the last call (a view uses this to redo only what changed)."""
@@ -40,6 +41,7 @@ class TextState:
             self.changed.add(min(step.length, len(self.cells)))
         if step.length > len(self.cells):
             self.cells.extend(Cell() for _ in range(step.length - len(self.cells)))
+        self.settled -= sum(1 for cell in self.cells[step.length :] if cell.noise == 0.0)
         del self.cells[step.length :]
         self.apply_changes(step.changes)
         self.step, self.total, self.finished = step.index, step.total, step.is_final
@@ -49,13 +51,10 @@ class TextState:
         for change in changes:
             self.changed.add(change.position)
             cell = self.cells[change.position]
+            self.settled += (change.noise == 0.0) - (cell.noise == 0.0)
             cell.token_id, cell.text = change.token_id, change.text
             cell.confidence, cell.noise = change.confidence, change.noise
 
     @property
     def text(self) -> str:
         return "".join(cell.text for cell in self.cells)
-
-    @property
-    def settled(self) -> int:
-        return sum(1 for cell in self.cells if cell.noise == 0.0)

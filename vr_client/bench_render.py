@@ -1,6 +1,7 @@
 """`airquill bench render`: frame cost of the text renderer on this machine (EGL, headless), by glyph and
 panel count, with text still and with steps arriving. The Python time of a frame is measured up to its last
-GL call without waiting for the GPU; the frame time includes `finish()`."""
+GL call without waiting for the GPU: time blocked inside draw calls is reported apart, because a software GL
+(Mesa llvmpipe) shades the glyphs right there. The frame time includes `finish()`."""
 from __future__ import annotations
 
 import json
@@ -75,11 +76,14 @@ def run(*, frames: int) -> dict:
     for glyphs, label in ((1_000, "1k"), (50_000, "50k")):
         row = next(r for r in rows if abs(r["glyphs"] - glyphs) / glyphs < 0.2 and r["panels"] == 10
                    and r["condensing"])
-        out[f"python_ms_per_frame_{label}"] = row["python_ms"]
-        out[f"python_own_ms_per_frame_{label}"] = row["python_own_ms"]
+        # Python time up to the last GL call, not counting time blocked inside draw calls: on llvmpipe that
+        # is the (software) GPU shading the glyphs, which a real GPU does asynchronously
+        out[f"python_ms_per_frame_{label}"] = row["python_own_ms"]
+        out[f"python_ms_with_draws_per_frame_{label}"] = row["python_ms"]
         out[f"gl_calls_per_frame_{label}"] = row["gl_calls"]
     out["python_ratio_50k_vs_1k"] = out["python_ms_per_frame_50k"] / out["python_ms_per_frame_1k"]
-    out["python_own_ratio_50k_vs_1k"] = out["python_own_ms_per_frame_50k"] / out["python_own_ms_per_frame_1k"]
+    out["python_with_draws_ratio_50k_vs_1k"] = (out["python_ms_with_draws_per_frame_50k"]
+                                                / out["python_ms_with_draws_per_frame_1k"])
     return out
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from airquill.shared.protocol import Sampling
 from airquill.vr_client.app import ClientApp
 from airquill.vr_client.scene import Panel, Scene, arc_placement
@@ -20,8 +22,9 @@ def demo_scene(app: ClientApp, *, length: int = 64, steps: int = 32) -> Scene:
 
 
 def run_headless(app: ClientApp, out: Path, *, fps: float = 12.0, tail_s: float = 0.8, max_frames: int = 240,
-                 size=(960, 540)) -> tuple[Path, Scene]:
-    """Render the session in real time into an animated GIF; returns its path and the final scene."""
+                 size=(960, 540)) -> tuple[Path, Scene, np.ndarray]:
+    """Render the session in real time into an animated GIF; returns its path, the final scene and a frame of
+    that scene long after every animation ended (not part of the GIF)."""
     from airquill.vr_client.hosts.headless import HeadlessHost, write_gif
 
     host = HeadlessHost(size, fov_y=60.0)
@@ -36,5 +39,6 @@ def run_headless(app: ClientApp, out: Path, *, fps: float = 12.0, tail_s: float 
         if finished_at is not None and now - finished_at > tail_s:
             break
         time.sleep(max(0.0, (len(frames) / fps) - (time.perf_counter() - start)))
+    settled = host.frame(scene, time.perf_counter() - start + 60.0)
     host.release()
-    return write_gif(frames, out, fps=fps), scene
+    return write_gif(frames, out, fps=fps), scene, settled

@@ -79,7 +79,7 @@ def _show(window, url: str, token: str, out: Path) -> int:
     app = ClientApp(url, token=token).start()
     try:
         if window is None:
-            gif, _ = run_headless(app, out)
+            gif, _, _ = run_headless(app, out)
             print(f"wrote {gif} ({gif.stat().st_size // 1024} KiB): three panels condensing from noise")
             return 0
         if hasattr(window, "on_prompt"):

@@ -1,7 +1,9 @@
 """A panel's text as instance rows, kept up to date incrementally.
 
-A step changes a few tokens. Layout restarts a line before the first changed token and stops as soon as an
-unchanged token lands where it was before. Each token owns a slot of rows in the instance buffer (unused rows
+A step changes a few tokens. Layout restarts at the line holding the first changed token and stops as soon
+as an unchanged token lands where it was before. Lines keep their breaks (a line is re-wrapped only when it
+overflows; words are never pulled up to an earlier line), so a change usually re-lays one line: calm to
+watch, and cheap. Each token owns a slot of rows in the instance buffer (unused rows
 are empty quads), so a re-laid token rewrites only its own slot; a token that outgrows its slot moves to a new
 one at the end. Only the rows of re-laid tokens go to the GPU. Words wrap whole (a word may span several
 tokens); a position still showing noise has a fixed width, so the layout stays calm.
@@ -18,6 +20,7 @@ from airquill.vr_client.text.layout import NOISE_ADVANCE, noise_width
 
 FLOATS = 22  # per instance: from(2) to(2) move_t(1) quad(4) uv(4) color(4) noise conf commit seed(4) solid(1)
 LINE_HEIGHT = 1.3
+SOFT_FILL = 0.9  # lines are first filled to this share of the width
 MOVE_S = 0.25  # a glyph whose place changes glides there over this many seconds
 NEVER = -1e9
 TEXT_COLOR = (0.95, 0.96, 1.0, 1.0)
@@ -77,11 +80,11 @@ class PanelText:
         first = min(changed) if changed else min(old_count, len(cells))
         first = min(first, old_count, len(cells))
         last_changed = max(changed) if changed else -1
-        # restart at the line before the one holding the first change: a word that shrank may now fit there
+        # restart at the beginning of the line holding the first change
         start = min(first, old_count)
         if 0 < start:
-            restart_line = max(0, self.starts[min(start, old_count - 1)][1] - 1)
-            while start > 0 and self.starts[start - 1][1] >= restart_line:
+            line_of_first = self.starts[min(start, old_count - 1)][1]
+            while start > 0 and self.starts[start - 1][1] >= line_of_first:
                 start -= 1
         while 0 < start < len(cells) and not _starts_word(cells[start], cells[start - 1]):
             start -= 1
@@ -98,7 +101,10 @@ class PanelText:
                 j += 1
             glyph_runs = [_glyphs(cells[k], self.atlas, k) for k in range(i, j)]
             visible = sum(adv for run in glyph_runs for c, adv in run if c not in (" ", "\n"))
-            if x > 0 and x + visible > self.width_em:
+            kept_break = i < old_count and i > 0 and self.starts[i][0] == 0.0 and self.starts[i][1] > 0
+            # new text fills lines to SOFT_FILL of the width; the slack absorbs later width changes
+            limit = self.width_em if i < old_count else self.width_em * SOFT_FILL
+            if x > 0 and (x + visible > limit or kept_break):
                 x, line = 0.0, line + 1
             for k, run in zip(range(i, j), glyph_runs):
                 for stale in [key for key in ((k, g) for g in range(len(run), len(run) + 8)) if key in self.motion]:
@@ -144,11 +150,12 @@ class PanelText:
         self.ends[start:end] = ends
         for k, token_rows in zip(range(start, stop), rows):
             self._put(k, token_rows)
-        for k in range(count, len(self.slots)):  # the text got shorter
-            self._free(k)
-        del self.slots[count:]
-        for key in [key for key in self.motion if key[0] >= count]:
-            del self.motion[key]
+        if count < len(self.slots):  # the text got shorter
+            for k in range(count, len(self.slots)):
+                self._free(k)
+            del self.slots[count:]
+            for key in [key for key in self.motion if key[0] >= count]:
+                del self.motion[key]
         if self.garbage > max(1024, self.used // 2):
             self._compact()
 

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from airquill.shared.text_state import noise_width
 
-NOISE_ADVANCE = 0.55  # em per noise glyph
+NOISE_ADVANCE = 0.75  # em per noise glyph: 2–5 of them are about as wide as the token that replaces them
 
 __all__ = ["NOISE_ADVANCE", "noise_width"]
