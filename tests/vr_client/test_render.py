@@ -139,3 +139,23 @@ def test_committed_glyphs_glide_without_jumps(host):
     distance = np.hypot(end[0] - start[0], end[1] - start[1])
     steps = [np.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(path, path[1:])]
     assert max(steps) <= distance * 1.5 / (MOVE_S * 90) + 1e-9  # smoothstep's steepest slope is 1.5
+
+
+def test_default_placement_follows_reading_comfort():
+    import math
+
+    from airquill.vr_client.scene import arc_placement
+
+    panel = Panel("p")
+    distance = math.dist(panel.position, (0.0, EYE_HEIGHT, 0.0))
+    assert 1.5 <= distance <= 2.0
+    from airquill.vr_client.text.atlas import GlyphAtlas
+
+    atlas = GlyphAtlas()
+    atlas.face.load_char("H")
+    cap_height = atlas.face.glyph.metrics.horiBearingY / 64 / (atlas.em_px * atlas.oversample)  # in em
+    assert 0.6 < cap_height < 0.8
+    angle = math.degrees(2 * math.atan(cap_height * panel.em / 2 / distance))
+    assert angle >= 0.65
+    for position, _ in arc_placement(5):
+        assert 1.5 <= math.dist(position, (0.0, EYE_HEIGHT, 0.0)) <= 2.0
