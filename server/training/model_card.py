@@ -17,11 +17,45 @@ ARCHITECTURE = {
 }
 
 
-def model_card(stats: dict, *, parameters: int, command: str) -> str:
+SAMPLE_PROMPTS = ("And God said", "In the beginning", "The LORD is my shepherd")
+
+
+def sample_texts(model_dir, family: str, *, length: int = 64) -> list[tuple[str, str]]:
+    """A few samples at the demo's settings (masked: linear schedule, 2 tokens per step, temperature 0.8,
+    top-p 0.95; AR: the same temperature and top-p), seeds 0, 1, 2."""
+    if family == "masked":
+        from airquill.server.models.loader import load_adapter
+        from airquill.server.sampling.drivers import denoise
+        from airquill.server.sampling.masked import MaskedDenoiser
+        from airquill.server.sampling.options import SamplingOptions
+
+        adapter = load_adapter(str(model_dir), device="cpu")
+        out = []
+        for seed, prompt in enumerate(SAMPLE_PROMPTS):
+            state = MaskedDenoiser.for_generation(adapter, prompt, length, SamplingOptions(steps=length // 2, seed=seed))
+            denoise(adapter, state)
+            out.append((prompt, state.text))
+        return out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    out = []
+    for seed, prompt in enumerate(SAMPLE_PROMPTS):
+        torch.manual_seed(seed)
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        generated = model.generate(ids, max_new_tokens=length, do_sample=True, temperature=0.8, top_p=0.95,
+                                   top_k=0, pad_token_id=tokenizer.pad_token_id)
+        out.append((prompt, tokenizer.decode(generated[0, ids.shape[1]:], skip_special_tokens=True)))
+    return out
+
+
+def model_card(stats: dict, *, parameters: int, command: str, samples: list[tuple[str, str]] = ()) -> str:
     cfg = stats["config"]
     shape = cfg["shape"]
     history = stats["history"]
     val = f"{history[-1]['val_loss']:.4f} (step {history[-1]['step']})" if history else "not measured"
+    sample_text = "\n\n".join(f"> **{p}**{t.replace(chr(10), ' / ')}" for p, t in samples) or "(none)"
     curve = "\n".join(f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} |" for h in history)
     return f"""# {stats['name']}
 
@@ -44,6 +78,10 @@ def model_card(stats: dict, *, parameters: int, command: str) -> str:
 | step | train | validation |
 | --- | --- | --- |
 {curve}
+
+## Samples (seeds 0–2, the demo's settings)
+
+{sample_text}
 """
 
 

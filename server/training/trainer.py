@@ -19,7 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from airquill.server.training.architecture import FAMILIES, ModelShape, build_model
 from airquill.server.training.corpus import load_corpus
-from airquill.server.training.model_card import hardware, model_card
+from airquill.server.training.model_card import hardware, model_card, sample_texts
 from airquill.server.training.objectives import ar_loss, mdlm_loss
 from airquill.server.training.tokenizer import train_tokenizer
 
@@ -141,6 +141,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.history, self.elapsed = state["step"], state["history"], state["elapsed"]
+        if "--export-only" in self.command and state.get("command"):
+            self.command = state["command"]  # the card names the command that trained the model
 
     def checkpoint(self) -> None:
         _save_atomic(
@@ -151,6 +153,7 @@ class Trainer:
                 "step": self.step,
                 "history": self.history,
                 "elapsed": self.elapsed,
+                "command": self.command,
             },
             self.out / CHECKPOINT,
         )
@@ -238,7 +241,9 @@ class Trainer:
         }
         (final / "training.json").write_text(json.dumps(stats, indent=2))
         parameters = sum(p.numel() for p in self.model.parameters())
-        (final / "README.md").write_text(model_card(stats, parameters=parameters, command=self.command))
+        samples = sample_texts(final, self.cfg.family)
+        (final / "README.md").write_text(model_card(stats, parameters=parameters, command=self.command,
+                                                    samples=samples))
         return final
 
 
