@@ -18,6 +18,8 @@ def test_headless_demo_gif_goes_from_noise_to_the_final_text(tmp_path):
             app.close()
     frames = iio.imread(gif, index=None)
     assert len(frames) >= 3
+    pngs = sorted((tmp_path / "demo").glob("frame-*.png"))
+    assert len(pngs) >= len(frames) and iio.imread(pngs[-1]).shape == frames[-1].shape  # GIF merges repeats
     for panel in scene.panels:
         assert panel.text.finished and panel.text.settled == len(panel.text.cells) > 0
         assert panel.text.text.strip()

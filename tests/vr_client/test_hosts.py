@@ -59,7 +59,8 @@ from airquill.vr_client.scene import Panel, Scene
 
 scene = Scene()
 panel = scene.add(Panel("p0", title="panel 0", width=0.6, height=0.4))
-panel.text.apply(Step(1, 1, 1, (TokenChange(0, 5, "In the beginning", 1.0, 0.0),)))
+words = [" In", " the", " beginning", " God"]
+panel.text.apply(Step(1, 1, 4, tuple(TokenChange(i, 5, w, 1.0, 0.0) for i, w in enumerate(words))))
 panel.touch()
 host = DesktopHost((640, 400))
 prompts = []
@@ -80,6 +81,24 @@ start = host.camera.yaw
 host._drag = (100.0, 100.0)
 host.cursor(150.0, 100.0)
 assert host.camera.yaw < start, "right-drag to the right turns the view right"
+host._drag = None
+# the left button is the pointer: press on the panel's text, drag along it: a span is selected
+host.camera.yaw = 0.0
+host.camera.pitch = 0.0
+host.frame(scene, 2.0, 0.0)
+mesh = host.renderer.meshes["p0"]
+from airquill.vr_client.hosts.desktop import pick
+def screen_of(k):
+    x, y, width = mesh.text.token_box(k)
+    world = panel.model_matrix() @ np.array([x + width / 2, y - 0.4, 0.0, 1.0])
+    clip = host.projection((640, 400)) @ host.camera.view() @ world
+    return ((clip[0] / clip[3] + 1) / 2 * 640, (1 - (clip[1] / clip[3] + 1) / 2) * 400)
+glfw.set_cursor_pos(host.window, *screen_of(0))
+host.mouse(glfw.MOUSE_BUTTON_LEFT, glfw.PRESS)
+assert panel.selected and panel.selection == (0, 1), panel.selection
+host.cursor(*screen_of(2))
+assert panel.selection == (0, 3), panel.selection
+host.mouse(glfw.MOUSE_BUTTON_LEFT, glfw.RELEASE)
 host.close()
 print("desktop host ok")
 """

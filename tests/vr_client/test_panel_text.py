@@ -99,3 +99,15 @@ def test_a_step_near_the_end_redoes_only_the_end(atlas):  # noqa: D103
     text.update(state.cells, state.take_changes(), 0.1, animate=True)
     rewritten = sum(b - a for a, b in text.take_dirty())
     assert 0 < rewritten < 0.1 * text.used  # only the slots of the lines around the change are rewritten
+
+
+def test_token_at_finds_the_token_under_a_point(atlas):
+    state = TextState()
+    words = [" In", " the", " beginning", " God"]
+    state.apply(Step(1, 1, 4, tuple(TokenChange(i, 5, w, 1.0, 0.0) for i, w in enumerate(words))))
+    text = PanelText(atlas, 30.0, top=0.0)
+    text.update(state.cells, state.take_changes(), 0.0, animate=False)
+    for k in range(4):
+        x, y, width = text.token_box(k)
+        assert text.token_at(x + width / 2, y - 0.5) == k
+    assert text.token_at(1.0, 10 * 1.3) is None  # below the text

@@ -32,6 +32,12 @@ class Camera:
 
 def pick_panel(scene: Scene, origin: np.ndarray, direction: np.ndarray) -> Panel | None:
     """The nearest panel hit by a ray (the pointer), if any."""
+    hit = pick(scene, origin, direction)
+    return hit[0] if hit else None
+
+
+def pick(scene: Scene, origin: np.ndarray, direction: np.ndarray) -> tuple[Panel, float, float] | None:
+    """The nearest panel hit by a ray and the hit point in its em space (x right, y down)."""
     best, hit = math.inf, None
     for panel in scene.panels:
         model = panel.model_matrix()
@@ -44,7 +50,7 @@ def pick_panel(scene: Scene, origin: np.ndarray, direction: np.ndarray) -> Panel
             continue
         local = np.linalg.solve(model, np.append(origin + t * direction, 1.0))  # to em space
         if -1 <= local[0] <= panel.width_em + 1 and -1 <= local[1] <= panel.height / panel.em:
-            best, hit = t, panel
+            best, hit = t, (panel, float(local[0]), float(local[1]))
     return hit
 
 
@@ -75,6 +81,7 @@ class DesktopHost:
         self.typed = ""
         self.on_prompt: Callable[[Panel, str], None] = lambda panel, prompt: None
         self._drag: tuple[float, float] | None = None
+        self._span: int | None = None  # token where a left-drag started
         self.scene: Scene | None = None
         glfw.set_char_callback(self.window, lambda w, codepoint: self.type_char(chr(codepoint)))
         glfw.set_key_callback(self.window, lambda w, key, sc, action, mods: self.key(key, action))
@@ -122,12 +129,21 @@ class DesktopHost:
                 p.touch()
 
     def mouse(self, button: int, action: int) -> None:
+        """Right button: look around. Left button: the pointer — press selects the panel under it and starts
+        a span at the token there, dragging extends the span."""
         glfw = self.glfw
         x, y = glfw.get_cursor_pos(self.window)
         if button == glfw.MOUSE_BUTTON_RIGHT:
             self._drag = (x, y) if action == glfw.PRESS else None
-        elif button == glfw.MOUSE_BUTTON_LEFT and action == glfw.PRESS and self.scene:
-            self.select(pick_panel(self.scene, self.camera.position, self.pointer_ray(x, y)))
+        elif button == glfw.MOUSE_BUTTON_LEFT and self.scene:
+            if action == glfw.PRESS:
+                hit = pick(self.scene, self.camera.position, self.pointer_ray(x, y))
+                self.select(hit[0] if hit else None)
+                self._span = self._token_at(hit) if hit else None
+                if hit and self._span is not None:
+                    self._set_span(hit[0], self._span, self._span)
+            else:
+                self._span = None
 
     def cursor(self, x: float, y: float) -> None:
         if self._drag is not None:
@@ -135,6 +151,22 @@ class DesktopHost:
             self.camera.yaw -= dx * LOOK_SPEED
             self.camera.pitch = max(-1.4, min(1.4, self.camera.pitch - dy * LOOK_SPEED))
             self._drag = (x, y)
+        elif self._span is not None and self.scene:
+            hit = pick(self.scene, self.camera.position, self.pointer_ray(x, y))
+            token = self._token_at(hit) if hit and hit[0] is self.selected() else None
+            if token is not None:
+                self._set_span(hit[0], self._span, token)
+
+    def _token_at(self, hit: tuple[Panel, float, float]) -> int | None:
+        mesh = self.renderer.meshes.get(hit[0].panel_id)
+        return mesh.text.token_at(hit[1], hit[2]) if mesh is not None else None
+
+    @staticmethod
+    def _set_span(panel: Panel, anchor: int, token: int) -> None:
+        span = (min(anchor, token), max(anchor, token) + 1)
+        if panel.selection != span:
+            panel.selection, panel.cursor = span, span[1]
+            panel.touch()
 
     def pointer_ray(self, x: float, y: float) -> np.ndarray:
         width, height = self.glfw.get_framebuffer_size(self.window)

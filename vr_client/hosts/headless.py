@@ -47,6 +47,11 @@ class HeadlessHost:
 
 
 def write_gif(frames: list[np.ndarray], path: Path, *, fps: float = 15.0) -> Path:
+    """The frames as an animated GIF at `path` and as PNG files in a folder beside it (`demo/frame-000.png`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(path, np.stack(frames), duration=1000 / fps, loop=0)
+    folder = path.with_suffix("")
+    folder.mkdir(exist_ok=True)
+    for index, frame in enumerate(frames):
+        iio.imwrite(folder / f"frame-{index:03d}.png", frame)
     return path

@@ -218,6 +218,17 @@ class PanelText:
         first, _, n = self.slots[k]
         return self.rows[first : first + n]
 
+    def token_at(self, x: float, y: float) -> int | None:
+        """The token under a point in em space (nearest on its line), or None off the text."""
+        line = int((y - self.top) // LINE_HEIGHT)
+        on_line = [k for k, (sx, sl) in enumerate(self.starts) if sl == line]
+        if not on_line:
+            return None
+        for k in on_line:
+            if x < self.ends[k][0] or self.ends[k][1] != line:
+                return k
+        return on_line[-1]
+
     def token_box(self, position: int) -> tuple[float, float, float] | None:
         """(x, baseline y, width) of a token, for selection highlights and the cursor."""
         if position >= len(self.starts):
