@@ -59,3 +59,19 @@ def test_pose_to_view_and_fov_projection():
     # an asymmetric one shifts the centre of projection
     p = fov_projection(math.radians(-50), math.radians(40), math.radians(45), math.radians(-45))
     assert p[0, 2] < 0
+
+
+def test_egl_binding_describes_the_current_context():
+    """The XR_MNDX_egl_enable binding is built from a real (Mesa) EGL context; only a runtime could consume it."""
+    import moderngl
+    import xr
+
+    from airquill.vr_client.hosts.openxr_host import egl_binding
+
+    ctx = moderngl.create_standalone_context(backend="egl")
+    try:
+        binding = egl_binding(xr)
+        assert binding.display and binding.config and binding.context and binding.get_proc_address
+        assert binding.type == xr.StructureType.GRAPHICS_BINDING_EGL_MNDX
+    finally:
+        ctx.release()

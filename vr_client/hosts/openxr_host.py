@@ -70,6 +70,26 @@ def _graphics_binding(xr):
                                            glx_drawable=drawable, glx_context=context)
 
 
+def egl_binding(xr):
+    """XR_MNDX_egl_enable: the binding for the current EGL context (Linux, e.g. Monado), no window needed."""
+    from OpenGL import EGL
+
+    display, context = EGL.eglGetCurrentDisplay(), EGL.eglGetCurrentContext()
+    if not display or context == EGL.EGL_NO_CONTEXT:
+        raise RuntimeError("no current EGL context")
+    config_id = ctypes.c_int()
+    EGL.eglQueryContext(display, context, EGL.EGL_CONFIG_ID, ctypes.byref(config_id))
+    config = EGL.EGLConfig()
+    count = ctypes.c_int()
+    attributes = (ctypes.c_int * 3)(EGL.EGL_CONFIG_ID, config_id.value, EGL.EGL_NONE)
+    if not EGL.eglChooseConfig(display, attributes, ctypes.byref(config), 1, ctypes.byref(count)) or count.value < 1:
+        raise RuntimeError("could not find the EGLConfig of the current context")
+    field_type = dict(xr.GraphicsBindingEGLMNDX._fields_)["get_proc_address"]
+    get_proc_address = ctypes.cast(ctypes.CDLL("libEGL.so.1").eglGetProcAddress, field_type)
+    return xr.GraphicsBindingEGLMNDX(get_proc_address=get_proc_address, display=display, config=config,
+                                     context=context)
+
+
 class OpenXRHost:
     def __init__(self, *, app_name: str = "airquill"):
         try:
@@ -78,9 +98,16 @@ class OpenXRHost:
             raise NoRuntime(f"pyopenxr is not installed ({err}); pip install pyopenxr") from err
         self.xr = xr
         try:
+            available = {e.extension_name.decode() if isinstance(e.extension_name, bytes) else e.extension_name
+                         for e in xr.enumerate_instance_extension_properties()}
+            # on Linux prefer EGL where the runtime offers it (no X window needed), else GLX
+            self.use_egl = sys.platform.startswith("linux") and xr.MNDX_EGL_ENABLE_EXTENSION_NAME in available
+            extensions = [xr.KHR_OPENGL_ENABLE_EXTENSION_NAME]
+            if self.use_egl:
+                extensions.append(xr.MNDX_EGL_ENABLE_EXTENSION_NAME)
             self.instance = xr.create_instance(xr.InstanceCreateInfo(
                 application_info=xr.ApplicationInfo(application_name=app_name, engine_name="airquill"),
-                enabled_extension_names=[xr.KHR_OPENGL_ENABLE_EXTENSION_NAME],
+                enabled_extension_names=extensions,
             ))
             self.system = xr.get_system(self.instance, xr.SystemGetInfo(form_factor=xr.FormFactor.HEAD_MOUNTED_DISPLAY))
         except Exception as err:  # loader without runtime, runtime without headset, ...
@@ -91,10 +118,14 @@ class OpenXRHost:
         self.srgb = False
 
     def _create_gl_context(self):
-        import glfw
         import moderngl
 
         requirements = self.xr.get_opengl_graphics_requirements_khr(self.instance, self.system)
+        if self.use_egl:
+            self.ctx = moderngl.create_standalone_context(backend="egl", require=450)
+            return
+        import glfw
+
         if not glfw.init():
             raise RuntimeError("glfw could not initialise (no display?)")
         major = max(4, (requirements.min_api_version_supported >> 48) & 0xFFFF)
@@ -109,7 +140,7 @@ class OpenXRHost:
 
     def _create_session(self) -> None:
         xr = self.xr
-        binding = _graphics_binding(xr)
+        binding = egl_binding(xr) if self.use_egl else _graphics_binding(xr)
         self.session = xr.create_session(self.instance, xr.SessionCreateInfo(
             system_id=self.system, next=ctypes.cast(ctypes.pointer(binding), ctypes.c_void_p)))
         self._binding = binding  # keep alive
