@@ -158,17 +158,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="watch text condense from noise in the terminal")
     p.add_argument("prompt")
     p.add_argument("--model", help="shipped model name, model folder, or a hub id (downloads only then)")
-    p.add_argument("--length", type=int, default=128, help="tokens to generate")
-    p.add_argument("--steps", type=int, default=64, help="step budget for fixed schedules")
-    p.add_argument("--schedule", choices=["linear", "cosine", "threshold", "entropy"])
-    p.add_argument("--threshold", type=float, help="commit every token above this confidence (threshold schedule)")
-    p.add_argument("--entropy-bound", type=float, default=1.0, help="entropy schedule: nats committed per step")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--block-size", type=int, help="tokens per block (default: the model's)")
-    p.add_argument("--no-cache", action="store_true", help="recompute the prefix every step")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA when present)")
+    _add_sampling(p, steps=64, length=128)
     p.add_argument("--pace", type=float, default=0.05, help="minimum seconds per shown step, to watch it")
     p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                    help="live view (default: when stdout is a terminal)")
@@ -275,6 +265,121 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(handler=_demo, fixed_host=fixed, host=None)
 
 
+def _book_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from airquill.shared.book import Book
+
+    book = Book(Path(args.dir))
+    book.init(title=args.title)
+    print(f"created {book.root}/: outline.md (edit it), chapters/ (your own chapters), output/")
+    return 0
+
+
+def _book_finetune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from airquill.server.models.loader import resolve
+    from airquill.server.training.trainer import Trainer, TrainConfig
+    from airquill.shared.book import Book
+
+    book = Book(Path(args.book))
+    base = args.model or book.config().get("model")
+    source, _ = resolve(base)
+    out = Path(args.out or book.root / "model-run")
+    try:
+        cfg = TrainConfig(data=str(book.chapters_dir), out=str(out), init_from=source, tokens=args.tokens,
+                          lr=args.lr, warmup=args.warmup, eval_every=args.eval_every,
+                          checkpoint_every=args.checkpoint_every, threads=args.threads,
+                          batch_size=args.batch_size, seq_len=args.seq_len)
+        final = Trainer(cfg, command="airquill " + " ".join(sys.argv[1:])).run()
+    except (ValueError, FileNotFoundError) as err:
+        print(f"airquill book finetune: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    book.set_model(str(final.resolve()))
+    print(f"fine-tuned {final}; {book.config_path} now uses it")
+    return 0
+
+
+def _book_generate(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    from pathlib import Path
+
+    from airquill.shared.book import Book, OutlineError, generate_remote
+
+    book = Book(Path(args.book))
+    try:
+        outline = book.outline()
+        if args.server:
+            summary = asyncio.run(generate_remote(book, outline, args.server, token=_read_token(args),
+                                                  parallel=args.parallel, length=args.length,
+                                                  sampling=_protocol_sampling(args), seed=args.seed,
+                                                  limit=args.chapters))
+        else:
+            from airquill.server.book.runner import generate_local
+            from airquill.server.models.loader import load_adapter
+
+            adapter = load_adapter(args.model or book.config().get("model"), device=args.device)
+            summary = generate_local(book, outline, adapter, parallel=args.parallel, length=args.length,
+                                     options=_sampling_options(args), limit=args.chapters)
+    except (OutlineError, ValueError, FileNotFoundError, ConnectionError, RuntimeError) as err:
+        print(f"airquill book generate: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished chapters are saved; rerun to continue", file=sys.stderr)
+        return 130
+    print(json.dumps(summary))
+    return 0
+
+
+def _add_sampling(p: argparse.ArgumentParser, *, steps: int, length: int) -> None:
+    p.add_argument("--length", type=int, default=length, help="tokens to generate")
+    p.add_argument("--steps", type=int, default=steps, help="step budget for fixed schedules")
+    p.add_argument("--schedule", choices=["linear", "cosine", "threshold", "entropy"])
+    p.add_argument("--threshold", type=float, help="commit every token above this confidence (threshold schedule)")
+    p.add_argument("--entropy-bound", type=float, default=1.0, help="entropy schedule: nats committed per step")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--block-size", type=int, help="tokens per block (default: the model's)")
+    p.add_argument("--no-cache", action="store_true", help="recompute the prefix every step")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA when present)")
+
+
+def _add_book(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("book", help="whole books: an outline in, chapters out, generated in parallel")
+    books = p.add_subparsers(dest="book_command", required=True)
+    init = books.add_parser("init", help="create book/ with outline.md, chapters/ and output/")
+    init.add_argument("dir", nargs="?", default="book")
+    init.add_argument("--title", default="Untitled")
+    init.set_defaults(handler=_book_init)
+    tune = books.add_parser("finetune", help="fine-tune the book's model on book/chapters/")
+    tune.add_argument("--book", default="book")
+    tune.add_argument("--model", help="start from this model (default: the book's, else the shipped one)")
+    tune.add_argument("--out", help="training folder (default: book/model-run); rerun to resume")
+    tune.add_argument("--tokens", type=int, default=500_000)
+    tune.add_argument("--lr", type=float, default=3e-4)
+    tune.add_argument("--warmup", type=int, default=20)
+    tune.add_argument("--batch-size", type=int, default=16)
+    tune.add_argument("--seq-len", type=int, default=256)
+    tune.add_argument("--eval-every", type=int, default=50)
+    tune.add_argument("--checkpoint-every", type=int, default=25)
+    tune.add_argument("--threads", type=int)
+    tune.set_defaults(handler=_book_finetune)
+    gen = books.add_parser("generate", help="write the chapters of the outline into book/output/")
+    gen.add_argument("--book", default="book")
+    gen.add_argument("--chapters", type=int, help="only the first N chapters of the outline")
+    gen.add_argument("--parallel", type=int, default=16, help="chapters generated at once")
+    gen.add_argument("--model", help="default: the book's model (book.json), else the shipped one")
+    gen.add_argument("--server", help="ws://HOST:PORT: generate on a remote `airquill serve`")
+    _add_token(gen)
+    _add_sampling(gen, steps=128, length=256)
+    gen.set_defaults(handler=_book_generate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airquill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -283,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_serve(sub)
     _add_demo(sub)
+    _add_book(sub)
     return parser
 
 
