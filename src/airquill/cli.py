@@ -185,6 +185,12 @@ def _bench_sampler(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def _bench_book(args: argparse.Namespace) -> int:
+    from airquill.server.bench.book import main
+
+    return main(args)
+
+
 def _bench_render(args: argparse.Namespace) -> int:
     from airquill.vr_client.bench_render import main
 
@@ -225,6 +231,20 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     sampler.add_argument("--threads", type=int)
     sampler.add_argument("--json", action="store_true", help="print one JSON object")
     sampler.set_defaults(handler=_bench_sampler)
+    book = benches.add_parser("book", help="book generation at several parallelisms vs the direct scheduler and "
+                                           "the AR twin")
+    book.add_argument("--model")
+    book.add_argument("--ar-model", help="the AR twin's folder (default: the shipped kjv-ar)")
+    book.add_argument("--chapters", type=int, default=64)
+    book.add_argument("--length", type=int, default=256)
+    book.add_argument("--parallel", type=int, nargs="+", default=[1, 4, 16, 64])
+    book.add_argument("--steps", type=int, default=128)
+    book.add_argument("--schedule", default="linear", choices=["linear", "cosine", "threshold", "entropy"])
+    book.add_argument("--threshold", type=float, default=0.9)
+    book.add_argument("--device")
+    book.add_argument("--threads", type=int)
+    book.add_argument("--json", action="store_true", help="print one JSON object")
+    book.set_defaults(handler=_bench_book)
     render = benches.add_parser("render", help="frame cost of the text renderer (headless EGL)")
     render.add_argument("--frames", type=int, default=30)
     render.add_argument("--json", action="store_true", help="print one JSON object")

@@ -130,3 +130,23 @@ def test_book_against_a_remote_server(tmp_path):
     assert result.returncode == 0, result.stderr
     check_chapters(book, 6)
     assert f'server: "{url}"' in book.chapter_path(1).read_text()
+
+
+def test_bench_book_runs_end_to_end(tmp_path):
+    """A smoke run of `airquill bench book` with a small AR stand-in for the twin: the JSON keys are there."""
+    from transformers import AutoTokenizer
+
+    from airquill.assets import MODELS
+    from airquill.server.training.architecture import ModelShape, build_model
+
+    tokenizer = AutoTokenizer.from_pretrained(str(MODELS / "kjv-masked"))
+    build_model(ModelShape(hidden=32, layers=1, heads=2, intermediate=64), tokenizer, "ar", 8).save_pretrained(
+        tmp_path / "ar")
+    tokenizer.save_pretrained(tmp_path / "ar")
+    result = airquill("bench", "book", "--json", "--chapters", "4", "--length", "16", "--steps", "4",
+                      "--parallel", "1", "4", "--ar-model", str(tmp_path / "ar"))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    for key in ("book_efficiency", "speedup_best", "chapters_per_min_best", "projection_999_minutes"):
+        assert out[key] > 0
+    assert set(out["rows"]) == {"1", "4"}
