@@ -167,73 +167,43 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_generate)
 
 
-def _bench_cache(args: argparse.Namespace) -> int:
-    from airquill.server.bench.prefix_cache import main
+def _run_bench(args: argparse.Namespace) -> int:
+    import importlib
 
-    return main(args)
-
-
-def _bench_server(args: argparse.Namespace) -> int:
-    from airquill.server.bench.serving import main
-
-    return main(args)
-
-
-def _bench_sampler(args: argparse.Namespace) -> int:
-    from airquill.server.bench.sampler import main
-
-    return main(args)
-
-
-def _bench_book(args: argparse.Namespace) -> int:
-    from airquill.server.bench.book import main
-
-    return main(args)
-
-
-def _bench_render(args: argparse.Namespace) -> int:
-    from airquill.vr_client.bench_render import main
-
-    return main(args)
+    return importlib.import_module(args.bench_module).main(args)
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (each prints ratios measured in one run)")
     benches = p.add_subparsers(dest="bench", required=True)
-    cache = benches.add_parser("cache", help="block-wise generation with the prefix cache on and off")
-    cache.add_argument("--model")
+
+    def bench(name: str, module: str, help_text: str, *, model: bool = True) -> argparse.ArgumentParser:
+        parser = benches.add_parser(name, help=help_text)
+        if model:
+            parser.add_argument("--model")
+            parser.add_argument("--device")
+            parser.add_argument("--threads", type=int)
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.set_defaults(handler=_run_bench, bench_module=module)
+        return parser
+
+    cache = bench("cache", "airquill.server.bench.prefix_cache", "block-wise generation with the prefix cache on and off")
     cache.add_argument("--length", type=int, default=512)
     cache.add_argument("--steps", type=int, default=256)
     cache.add_argument("--block-size", type=int)
     cache.add_argument("--batch", type=int, nargs="+", default=[1, 8])
-    cache.add_argument("--device")
-    cache.add_argument("--threads", type=int)
-    cache.add_argument("--json", action="store_true", help="print one JSON object")
-    cache.set_defaults(handler=_bench_cache)
-    server = benches.add_parser("server", help="latency and throughput of the streaming server on loopback")
-    server.add_argument("--model")
+    server = bench("server", "airquill.server.bench.serving", "latency and throughput of the streaming server on loopback")
     server.add_argument("--length", type=int, default=64)
     server.add_argument("--steps", type=int, default=32)
     server.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
     server.add_argument("--requests", type=int, default=20, help="sequential requests for the latency figures")
-    server.add_argument("--device")
-    server.add_argument("--threads", type=int)
-    server.add_argument("--json", action="store_true", help="print one JSON object")
-    server.set_defaults(handler=_bench_server)
-    sampler = benches.add_parser("sampler", help="masked-diffusion settings against the autoregressive twin")
-    sampler.add_argument("--model")
+    sampler = bench("sampler", "airquill.server.bench.sampler", "masked-diffusion settings against the AR twin")
     sampler.add_argument("--ar-model", help="the AR twin's folder (default: the shipped kjv-ar)")
     sampler.add_argument("--length", type=int, default=256)
     sampler.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     sampler.add_argument("--quick", action="store_true", help="three settings only")
     sampler.add_argument("--plot", help="write the quality/speed plot (PNG) here")
-    sampler.add_argument("--device")
-    sampler.add_argument("--threads", type=int)
-    sampler.add_argument("--json", action="store_true", help="print one JSON object")
-    sampler.set_defaults(handler=_bench_sampler)
-    book = benches.add_parser("book", help="book generation at several parallelisms vs the direct scheduler and "
-                                           "the AR twin")
-    book.add_argument("--model")
+    book = bench("book", "airquill.server.bench.book", "book generation vs the direct scheduler and the AR twin")
     book.add_argument("--ar-model", help="the AR twin's folder (default: the shipped kjv-ar)")
     book.add_argument("--chapters", type=int, default=64)
     book.add_argument("--length", type=int, default=256)
@@ -241,14 +211,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     book.add_argument("--steps", type=int, default=128)
     book.add_argument("--schedule", default="linear", choices=["linear", "cosine", "threshold", "entropy"])
     book.add_argument("--threshold", type=float, default=0.9)
-    book.add_argument("--device")
-    book.add_argument("--threads", type=int)
-    book.add_argument("--json", action="store_true", help="print one JSON object")
-    book.set_defaults(handler=_bench_book)
-    render = benches.add_parser("render", help="frame cost of the text renderer (headless EGL)")
+    render = bench("render", "airquill.vr_client.bench_render", "frame cost of the text renderer (headless EGL)",
+                   model=False)
     render.add_argument("--frames", type=int, default=30)
-    render.add_argument("--json", action="store_true", help="print one JSON object")
-    render.set_defaults(handler=_bench_render)
 
 
 def _demo(args: argparse.Namespace) -> int:
