@@ -5,6 +5,8 @@ import os
 
 
 def openxr_runtime_available() -> bool:
+    # probing is expected to fail without a headset: keep the OpenXR loader's own error lines out of the way
+    os.environ.setdefault("XR_LOADER_DEBUG", "none")
     try:
         import xr
 
