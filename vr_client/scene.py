@@ -36,6 +36,13 @@ class Panel:
     def touch(self) -> None:
         self.version += 1
 
+    def select_span(self, anchor: int, token: int) -> None:
+        """Select the tokens from the one a drag started on to the one under the pointer, both included."""
+        span = (min(anchor, token), max(anchor, token) + 1)
+        if self.selection != span:
+            self.selection, self.cursor = span, span[1]
+            self.touch()
+
     @property
     def status(self) -> str:
         t = self.text
@@ -83,3 +90,27 @@ class Scene:
 
     def panel(self, panel_id: str) -> Panel:
         return next(p for p in self.panels if p.panel_id == panel_id)
+
+
+def pick_panel(scene: Scene, origin: np.ndarray, direction: np.ndarray) -> Panel | None:
+    """The nearest panel hit by a ray (the pointer), if any."""
+    hit = pick(scene, origin, direction)
+    return hit[0] if hit else None
+
+
+def pick(scene: Scene, origin: np.ndarray, direction: np.ndarray) -> tuple[Panel, float, float] | None:
+    """The nearest panel hit by a ray and the hit point in its em space (x right, y down)."""
+    best, hit = math.inf, None
+    for panel in scene.panels:
+        model = panel.model_matrix()
+        normal = model[:3, 2]
+        denom = float(np.dot(normal, direction))
+        if abs(denom) < 1e-9:
+            continue
+        t = float(np.dot(normal, model[:3, 3] - origin)) / denom
+        if not 0 < t < best:
+            continue
+        local = np.linalg.solve(model, np.append(origin + t * direction, 1.0))  # to em space
+        if -1 <= local[0] <= panel.width_em + 1 and -1 <= local[1] <= panel.height / panel.em:
+            best, hit = t, (panel, float(local[0]), float(local[1]))
+    return hit

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from airquill.shared.step import Step, TokenChange
-from airquill.vr_client.hosts.desktop import Camera, pick_panel
+from airquill.vr_client.hosts.desktop import Camera
+from airquill.vr_client.scene import pick_panel
 from airquill.vr_client.scene import EYE_HEIGHT, Panel, Scene, arc_placement
 
 
@@ -87,7 +88,7 @@ host.camera.yaw = 0.0
 host.camera.pitch = 0.0
 host.frame(scene, 2.0, 0.0)
 mesh = host.renderer.meshes["p0"]
-from airquill.vr_client.hosts.desktop import pick
+from airquill.vr_client.scene import pick
 def screen_of(k):
     x, y, width = mesh.text.token_box(k)
     world = panel.model_matrix() @ np.array([x + width / 2, y - 0.4, 0.0, 1.0])

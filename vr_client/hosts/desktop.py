@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from airquill.vr_client.render.math3d import look_at, perspective
-from airquill.vr_client.scene import EYE_HEIGHT, Panel, Scene
+from airquill.vr_client.scene import EYE_HEIGHT, Panel, Scene, pick
 
 MOVE_SPEED = 1.2  # metres per second
 LOOK_SPEED = 0.004  # radians per pixel
@@ -28,30 +28,6 @@ class Camera:
 
     def view(self) -> np.ndarray:
         return look_at(self.position, self.position + self.forward)
-
-
-def pick_panel(scene: Scene, origin: np.ndarray, direction: np.ndarray) -> Panel | None:
-    """The nearest panel hit by a ray (the pointer), if any."""
-    hit = pick(scene, origin, direction)
-    return hit[0] if hit else None
-
-
-def pick(scene: Scene, origin: np.ndarray, direction: np.ndarray) -> tuple[Panel, float, float] | None:
-    """The nearest panel hit by a ray and the hit point in its em space (x right, y down)."""
-    best, hit = math.inf, None
-    for panel in scene.panels:
-        model = panel.model_matrix()
-        normal = model[:3, 2]
-        denom = float(np.dot(normal, direction))
-        if abs(denom) < 1e-9:
-            continue
-        t = float(np.dot(normal, model[:3, 3] - origin)) / denom
-        if not 0 < t < best:
-            continue
-        local = np.linalg.solve(model, np.append(origin + t * direction, 1.0))  # to em space
-        if -1 <= local[0] <= panel.width_em + 1 and -1 <= local[1] <= panel.height / panel.em:
-            best, hit = t, (panel, float(local[0]), float(local[1]))
-    return hit
 
 
 class DesktopHost:
@@ -141,7 +117,7 @@ class DesktopHost:
                 self.select(hit[0] if hit else None)
                 self._span = self._token_at(hit) if hit else None
                 if hit and self._span is not None:
-                    self._set_span(hit[0], self._span, self._span)
+                    hit[0].select_span(self._span, self._span)
             else:
                 self._span = None
 
@@ -155,18 +131,10 @@ class DesktopHost:
             hit = pick(self.scene, self.camera.position, self.pointer_ray(x, y))
             token = self._token_at(hit) if hit and hit[0] is self.selected() else None
             if token is not None:
-                self._set_span(hit[0], self._span, token)
+                hit[0].select_span(self._span, token)
 
     def _token_at(self, hit: tuple[Panel, float, float]) -> int | None:
-        mesh = self.renderer.meshes.get(hit[0].panel_id)
-        return mesh.text.token_at(hit[1], hit[2]) if mesh is not None else None
-
-    @staticmethod
-    def _set_span(panel: Panel, anchor: int, token: int) -> None:
-        span = (min(anchor, token), max(anchor, token) + 1)
-        if panel.selection != span:
-            panel.selection, panel.cursor = span, span[1]
-            panel.touch()
+        return self.renderer.token_at(*hit)
 
     def pointer_ray(self, x: float, y: float) -> np.ndarray:
         width, height = self.glfw.get_framebuffer_size(self.window)

@@ -166,6 +166,11 @@ class TextRenderer:
         self.draw_seconds = 0.0  # time inside draw calls (a software GL does its vertex work there)
         self._upload_atlas()
 
+    def token_at(self, panel: Panel, x: float, y: float) -> int | None:
+        """The token under a point of a panel in em space, as last drawn (None before its first frame)."""
+        mesh = self.meshes.get(panel.panel_id)
+        return mesh.text.token_at(x, y) if mesh is not None else None
+
     def _upload_atlas(self) -> int:
         if not self.atlas.dirty:
             return 0

@@ -1,0 +1,85 @@
+"""The virtual keyboard: a panel of keys operated by pinch, ray or click, with Latin and Cyrillic layouts.
+
+The keyboard is an ordinary text panel whose tokens are key caps (token id = key index), so it is drawn by the
+same renderer and hit-tested by the same `token_at` as any text; `press` turns a key into a `KeyPress` event.
+Shift is one-shot (the next letter only); the layout key switches between the layouts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from airquill.vr_client.document import show
+from airquill.vr_client.input.events import KeyPress
+from airquill.vr_client.scene import EYE_HEIGHT, READING_DISTANCE, Panel
+
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "latin": ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm,.?"),
+    "cyrillic": ("1234567890", "йцукенгшщзхъ", "фывапролджэ", "ячсмитьбюё."),
+}
+SPECIAL_ROW = ("shift", "layout", "space", "backspace", "enter")
+CAPS = {"shift": "⇧", "layout": "EN/RU", "space": "␣ space", "backspace": "⌫", "enter": "⏎"}
+NO_KEY = -1  # token id of the spacing and line breaks between caps
+
+
+@dataclass
+class VirtualKeyboard:
+    layout: str = "latin"
+    shift: bool = False
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; choose from {', '.join(LAYOUTS)}")
+
+    def rows(self) -> list[list[str]]:
+        """Key names row by row: characters as they would be typed now (shift applied), then the special row."""
+        letters = [[c.upper() if self.shift else c for c in row] for row in LAYOUTS[self.layout]]
+        return letters + [list(SPECIAL_ROW)]
+
+    def keys(self) -> list[str]:
+        return [key for row in self.rows() for key in row]
+
+    def press(self, key: str, t: float) -> KeyPress:
+        """The event a key gives; shift and layout change the keyboard itself and are reported too."""
+        if key == "shift":
+            self.shift = not self.shift
+        elif key == "layout":
+            names = list(LAYOUTS)
+            self.layout = names[(names.index(self.layout) + 1) % len(names)]
+            self.shift = False
+        elif key == "space":
+            key = " "
+        elif key not in ("backspace", "enter"):
+            if key not in self.keys():
+                raise ValueError(f"{key!r} is not on the {self.layout} keyboard")
+            self.shift = False
+        return KeyPress(key, t)
+
+    def show_on(self, panel: Panel) -> None:
+        """Lay the caps out as the panel's tokens (call again after shift or a layout change)."""
+        tokens: list[tuple[int, str]] = []
+        index = 0
+        for r, row in enumerate(self.rows()):
+            for key in row:
+                tokens.append((index, f"{CAPS.get(key, key)} "))
+                index += 1
+            if r < len(self.rows()) - 1:
+                tokens.append((NO_KEY, "\n"))
+        show(panel.text, tokens)
+        panel.title = f"keyboard · {self.layout}" + (" · shift" if self.shift else "")
+        panel.touch()
+
+    def key_of(self, panel: Panel, token: int | None) -> str | None:
+        """The key under a token position of the keyboard panel (None for the gaps)."""
+        if token is None or not 0 <= token < len(panel.text.cells):
+            return None
+        index = panel.text.cells[token].token_id
+        keys = self.keys()
+        return keys[index] if 0 <= index < len(keys) else None
+
+
+def keyboard_panel(keyboard: VirtualKeyboard) -> Panel:
+    """A panel below eye height, tilted towards the user like a desk keyboard."""
+    panel = Panel("keyboard", position=(0.0, EYE_HEIGHT - 0.55, -READING_DISTANCE * 0.45), pitch=-0.6,
+                  width=0.7, height=0.3, em=0.035)
+    keyboard.show_on(panel)
+    return panel
