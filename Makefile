@@ -5,9 +5,9 @@ PIP    := $(PY) -m pip
 # Without an NVIDIA GPU pin the CPU torch build; with one, let pip choose the CUDA build.
 TORCH_PIN := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints/cpu.txt)
 # Debian packages the tests need (installed when run as root).
-DEBIAN_TEST_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0 xvfb openssl
+DEBIAN_TEST_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0 xvfb openssl espeak-ng sox
 
-.PHONY: demo test debian-test-packages debian-demo-packages clean
+.PHONY: demo test hand-model debian-test-packages debian-demo-packages clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -19,8 +19,13 @@ $(VENV)/.server: pyproject.toml constraints/cpu.txt | $(PY)
 	touch $@
 
 $(VENV)/.test: pyproject.toml constraints/cpu.txt $(VENV)/.server
-	$(PIP) install -q $(TORCH_PIN) -e ".[server,bench,vr,test]"
+	$(PIP) install -q $(TORCH_PIN) -e ".[server,bench,vr,input,test]"
 	touch $@
+
+# The hand-tracking model: the two Apache-2.0 tflite files of the mediapipe==0.10.21 wheel (from PyPI), packed
+# as a MediaPipe Tasks archive under ~/.cache/airquill (nothing is fetched at run time).
+hand-model: $(VENV)/.test
+	$(PY) -m airquill.vr_client.input.hands --setup
 
 debian-test-packages:
 	@if [ -n "$(strip $(DEBIAN_TEST_PACKAGES))" ] && [ "$$(id -u)" = 0 ]; then \
@@ -39,7 +44,7 @@ demo: $(VENV)/.demo debian-demo-packages
 debian-demo-packages:
 	@$(MAKE) --no-print-directory debian-test-packages DEBIAN_TEST_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri"
 
-test: $(VENV)/.test debian-test-packages
+test: $(VENV)/.test debian-test-packages hand-model
 	$(VENV)/bin/pytest -q
 
 clean:

@@ -50,7 +50,7 @@ class Sampling(Struct, frozen=True, kw_only=True, omit_defaults=True):
     """How to denoise; absent fields take the server's defaults."""
 
     steps: Count | None = None
-    schedule: Literal["linear", "cosine", "threshold", "entropy"] | None = None
+    schedule: Literal["linear", "cosine", "random", "threshold", "entropy"] | None = None
     threshold: Annotated[float, Meta(gt=0.0, lt=1.0)] | None = None
     entropy_bound: Annotated[float, Meta(gt=0.0)] | None = None
     temperature: Annotated[float, Meta(ge=0.0, le=10.0)] | None = None

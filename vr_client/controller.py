@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from airquill.vr_client.editor import Editor, EditRefused
-from airquill.vr_client.input.events import (InputUnavailable, KeyPress, Letter, OpenPalm, Pinch, PointingRay,
+from airquill.vr_client.input.events import (Command, InputUnavailable, KeyPress, Letter, OpenPalm, Pinch, PointingRay,
                                              TwoHandGrab, Utterance, VoiceCommand)
+from airquill.vr_client.input.airwriting import AirWriter
+from airquill.vr_client.input.calibration import CalibrationSession
 from airquill.vr_client.input.keyboard import VirtualKeyboard
 from airquill.vr_client.scene import Panel, arc_placement, pick
 
@@ -43,9 +45,10 @@ class Controller:
     locate: Locate
     keyboard: VirtualKeyboard | None = None
     keyboard_panel: Panel | None = None
+    writer: AirWriter | None = None  # strokes drawn with a pinch off the panels become letters
+    calibration: CalibrationSession | None = None  # while set, pinches calibrate the webcam pointer
     typed: str = ""
     listening: str = ""  # the live partial speech result
-    messages: list[str] = field(default_factory=list)
     _rays: dict = field(default_factory=dict)  # hand -> latest PointingRay
     _anchor: dict = field(default_factory=dict)  # hand -> (panel, token) where its pinch started on text
     _grab: _Grab | None = None
@@ -55,7 +58,7 @@ class Controller:
         return self.editor.scene
 
     def selected(self) -> Panel | None:
-        return next((p for p in self.scene.panels if p.selected and p is not self.keyboard_panel), None)
+        return next((p for p in self.scene.panels if p.selected and p.persist), None)
 
     def select(self, panel: Panel | None) -> None:
         for p in self.scene.panels:
@@ -82,6 +85,11 @@ class Controller:
         except EditRefused as refusal:
             self.tell(str(refusal))
 
+    @property
+    def messages(self) -> list[str]:
+        """What the user should be told, newest last (the editor's messages and the controller's refusals)."""
+        return self.editor.messages
+
     def tell(self, message: str) -> None:
         self.messages.append(message)
         del self.messages[:-5]
@@ -102,11 +110,21 @@ class Controller:
         self._rays[event.hand] = event
 
     def _on_Pinch(self, event: Pinch) -> None:
+        if self.calibration is not None:
+            self.calibration.feed(event)
+            return
+        if self.writer is not None and self.writer.writing and event.hand == self.writer.hand:
+            letter = self.writer.feed(event)
+            if letter is not None:
+                self.handle(letter)
+            return
         if event.phase == "end":
             self._anchor.pop(event.hand, None)
             return
         hit = self._target(event)
-        if hit is None:
+        if hit is None:  # a pinch in the air beside the panels starts an air-written stroke
+            if event.phase == "start" and self.writer is not None and event.hand == self.writer.hand:
+                self.writer.feed(event)
             return
         panel, x, y = hit
         token = self.locate(panel, x, y)
@@ -116,6 +134,10 @@ class Controller:
                 if key is not None:
                     self.handle(self.keyboard.press(key, event.t))
                     self.keyboard.show_on(panel)
+                    if self.writer is not None and key == "layout":  # air-writing follows the keyboard's script
+                        self.writer.alphabet = self.keyboard.layout
+                return
+            if not panel.persist:  # the prompt line is not a place to select
                 return
             self.select(panel)
             if token is not None:
@@ -150,12 +172,8 @@ class Controller:
         panel.touch()
 
     def _on_OpenPalm(self, event: OpenPalm) -> None:
-        panel = self.selected()
-        if panel is not None and self.editor.cancel(panel):
-            self.tell("cancelled")
-        elif panel is not None and panel.selection is not None:
-            panel.selection = None
-            panel.touch()
+        if self.selected() is not None:
+            self.command("cancel")
 
     # --- text -------------------------------------------------------------------------------------------------
 
@@ -188,7 +206,7 @@ class Controller:
         self.typed = ""
 
     def new_panel(self) -> Panel:
-        count = sum(1 for p in self.scene.panels if p is not self.keyboard_panel)
+        count = sum(1 for p in self.scene.panels if p.persist)
         panel = Panel(f"panel-{count + 1}")
         (position, yaw), = arc_placement(1)
         panel.position = (position[0] + 1.2 * count, position[1], position[2]) if count else position
@@ -201,28 +219,39 @@ class Controller:
 
     def _on_VoiceCommand(self, event: VoiceCommand) -> None:
         self.listening = ""
+        self.command(event.name, event.argument)
+
+    def _on_Command(self, event: Command) -> None:
+        self.command(event.name, event.argument)
+
+    def command(self, name: str, argument: str = "") -> None:
+        """One editing command on the selected panel (shortcuts, buttons and voice all end here)."""
         panel = self.selected()
-        if event.name == "new_panel":
+        if name == "new_panel":
             self.new_panel()
-            return
-        if event.name == "next_chapter":
+        elif name == "next_chapter":
             self._select_next()
-            return
-        if event.name == "generate":
-            self.typed = event.argument or self.typed
+        elif name == "generate":
+            self.typed = argument or self.typed
             self.submit()
-            return
-        if panel is None:
-            raise EditRefused(f"“{event.name}” needs a panel: pinch one first")
-        actions = {"rewrite": self.editor.rewrite, "delete": self.editor.delete, "undo": self.editor.undo,
-                   "redo": self.editor.redo, "cancel": self.editor.cancel,
-                   "save": lambda p: self.tell(f"saved {self.editor.save(p, event.argument or None)}")}
-        if event.name not in actions:
-            raise EditRefused(f"unknown command {event.name!r}")
-        actions[event.name](panel)
+        elif panel is None:
+            raise EditRefused(f"“{name}” needs a panel: pinch or click one first")
+        elif name in ("undo", "redo"):
+            if not getattr(self.editor, name)(panel):
+                self.tell(f"nothing to {name}")
+        elif name == "save":
+            self.editor.save(panel, argument or None)
+        elif name == "cancel":
+            if not self.editor.cancel(panel) and panel.selection is not None:
+                panel.selection = None
+                panel.touch()
+        elif name in ("rewrite", "delete", "regenerate"):
+            getattr(self.editor, name)(panel)
+        else:
+            raise EditRefused(f"unknown command {name!r}")
 
     def _select_next(self) -> None:
-        panels = [p for p in self.scene.panels if p is not self.keyboard_panel]
+        panels = [p for p in self.scene.panels if p.persist]
         if panels:
             current = self.selected()
             index = panels.index(current) + 1 if current in panels else 0

@@ -31,6 +31,7 @@ class Panel:
     selection: tuple[int, int] | None = None  # token positions [start, end)
     cursor: int | None = None  # token position the cursor stands before
     selected: bool = False
+    persist: bool = True  # saved with the session (the keyboard and prompt panels are not)
     version: int = 0  # bump whenever anything above changes; the renderer re-uploads then
 
     def touch(self) -> None:

@@ -20,7 +20,7 @@ DEFAULT_SESSION = Path("~/.local/share/airquill/session.json")
 
 def session_json(scene: Scene, histories: dict[str, PanelHistory]) -> str:
     panels = []
-    for panel in scene.panels:
+    for panel in (p for p in scene.panels if p.persist):
         history = histories.get(panel.panel_id, PanelHistory())
         panels.append({"panel_id": panel.panel_id, "title": panel.title, "prompt": panel.prompt,
                        "position": list(panel.position), "yaw": panel.yaw, "pitch": panel.pitch,

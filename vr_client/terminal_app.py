@@ -1,7 +1,6 @@
 """Driving the terminal view from a stream of steps (local sampler or server)."""
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterable
 

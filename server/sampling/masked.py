@@ -156,7 +156,7 @@ class MaskedDenoiser:
         drawn = draw(logits[masked], temperature=self.options.temperature, top_p=self.options.top_p,
                      generator=self.generator, banned=self.banned)
         chosen = self.schedule.select(drawn.confidence, drawn.entropy, step=self.block_step, steps=steps,
-                                      block_total=block_total)
+                                      block_total=block_total, generator=self.generator)
         positions = masked[chosen] + start
         self.ids[positions] = drawn.tokens[chosen]
         self.confidence[positions] = drawn.confidence[chosen]

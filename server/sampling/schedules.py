@@ -21,10 +21,12 @@ class CommitSchedule(Protocol):
         """Steps (exact for fixed schedules, maximum for adaptive ones) to fill a block of n masked tokens."""
 
     def select(
-        self, confidence: torch.Tensor, entropy: torch.Tensor, *, step: int, steps: int, block_total: int
+        self, confidence: torch.Tensor, entropy: torch.Tensor, *, step: int, steps: int, block_total: int,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Indices into the candidates (the block's still-masked positions) to commit at `step` (0-based) of
-        `steps`; `block_total` is how many positions of the block were masked when it started."""
+        `steps`; `block_total` is how many positions of the block were masked when it started; `generator` is
+        the request's own random stream (for schedules that pick positions at random)."""
 
 
 def _top_confident(confidence: torch.Tensor, k: int) -> torch.Tensor:
@@ -36,11 +38,13 @@ def _top_confident(confidence: torch.Tensor, k: int) -> torch.Tensor:
 @dataclass(frozen=True)
 class FixedSchedule:
     """Commit a planned share of the block per step, the most confident first (MDLM/LLaDA low-confidence
-    remasking). At least one token per step and at least one left for every later step, so a block takes
-    exactly its budget (capped at its size)."""
+    remasking), or at random positions (`random`: MDLM's ancestral sampler, whose samples keep the data's
+    diversity where confidence-first ordering drifts into repetition). At least one token per step and at
+    least one left for every later step, so a block takes exactly its budget (capped at its size)."""
 
     name: str = "linear"
     adaptive: ClassVar[bool] = False
+    order: str = "confidence"  # confidence | random
 
     def revealed(self, fraction: float) -> float:
         if self.name == "cosine":  # MaskGIT: few tokens early, most late
@@ -50,12 +54,15 @@ class FixedSchedule:
     def block_steps(self, n_masked: int, budget: int) -> int:
         return max(1, min(budget, n_masked))
 
-    def select(self, confidence, entropy, *, step, steps, block_total):
+    def select(self, confidence, entropy, *, step, steps, block_total, generator=None):
         remaining = confidence.numel()
         committed = block_total - remaining
         planned = round(block_total * self.revealed((step + 1) / steps)) - committed
         later_steps = steps - step - 1
-        return _top_confident(confidence, min(max(1, planned), remaining - later_steps))
+        count = min(max(1, planned), remaining - later_steps)
+        if self.order == "random":
+            return torch.randperm(remaining, generator=generator)[:count]
+        return _top_confident(confidence, count)
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ class AdaptiveSchedule:
     def block_steps(self, n_masked: int, budget: int) -> int:
         return math.ceil(n_masked / self.min_per_step)
 
-    def select(self, confidence, entropy, *, step, steps, block_total):
+    def select(self, confidence, entropy, *, step, steps, block_total, generator=None):
         order = self.order(confidence, entropy)
         k = min(self.max_per_step, max(self.min_per_step, self.count(confidence[order], entropy[order])))
         return order[:k]
@@ -107,6 +114,7 @@ class EntropyBoundSchedule(AdaptiveSchedule):
 SCHEDULES = {
     "linear": lambda **kw: FixedSchedule("linear", **kw),
     "cosine": lambda **kw: FixedSchedule("cosine", **kw),
+    "random": lambda **kw: FixedSchedule("linear", order="random", **kw),
     "threshold": ThresholdSchedule,
     "entropy": EntropyBoundSchedule,
 }

@@ -209,7 +209,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     book.add_argument("--length", type=int, default=256)
     book.add_argument("--parallel", type=int, nargs="+", default=[1, 4, 16, 64])
     book.add_argument("--steps", type=int, default=128)
-    book.add_argument("--schedule", default="linear", choices=["linear", "cosine", "threshold", "entropy"])
+    book.add_argument("--schedule", default="linear", choices=["linear", "cosine", "random", "threshold", "entropy"])
     book.add_argument("--threshold", type=float, default=0.9)
     render = bench("render", "airquill.vr_client.bench_render", "frame cost of the text renderer (headless EGL)",
                    model=False)
@@ -221,10 +221,17 @@ def _demo(args: argparse.Namespace) -> int:
 
     from airquill.demo import run_demo
 
+    from airquill.vr_client.session_store import DEFAULT_SESSION
+    from airquill.vr_client.workspace import WorkspaceConfig
+
     host = getattr(args, "fixed_host", None) or args.host
+    workspace = WorkspaceConfig(session=Path(args.session) if args.session else DEFAULT_SESSION,
+                                output=Path(args.output), hands=args.hands, camera=args.camera,
+                                calibrate=args.calibrate, voice=args.voice, vosk_model=args.vosk_model,
+                                language=args.language)
     try:
         return run_demo(model=args.model, out=Path(args.out), host=host, server=args.server,
-                        token=_read_token(args))
+                        token=_read_token(args), workspace=workspace)
     except (RuntimeError, ConnectionError, FileNotFoundError) as err:
         print(f"airquill {args.command}: {err}", file=sys.stderr)
         return 2
@@ -246,6 +253,17 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         if fixed is None:
             p.add_argument("--host", choices=["openxr", "desktop", "headless"], help="default: the best available")
         p.add_argument("--out", default="out/demo.gif", help="where the headless host writes its GIF")
+        inputs = p.add_argument_group("editing and inputs (desktop and VR)")
+        inputs.add_argument("--session", help="session file: panels and their histories, autosaved and reopened "
+                                              "(default: ~/.local/share/airquill/session.json)")
+        inputs.add_argument("--output", default="book/output", help="where `save` writes panels")
+        inputs.add_argument("--hands", action="store_true", help="webcam hand tracking (MediaPipe; set up the "
+                            "model once with `python -m airquill.vr_client.input.hands --setup`)")
+        inputs.add_argument("--camera", type=int, default=0, help="webcam index")
+        inputs.add_argument("--calibrate", action="store_true", help="redo the four-corner pointer calibration")
+        inputs.add_argument("--voice", action="store_true", help="speech prompts and commands (Vosk)")
+        inputs.add_argument("--vosk-model", help="Vosk model folder (default: $AIRQUILL_VOSK_MODEL)")
+        inputs.add_argument("--language", choices=["en", "ru"], default="en", help="voice command language")
         _add_token(p)
         p.set_defaults(handler=_demo, fixed_host=fixed, host=None)
 
@@ -323,7 +341,7 @@ def _book_generate(args: argparse.Namespace) -> int:
 def _add_sampling(p: argparse.ArgumentParser, *, steps: int, length: int) -> None:
     p.add_argument("--length", type=int, default=length, help="tokens to generate")
     p.add_argument("--steps", type=int, default=steps, help="step budget for fixed schedules")
-    p.add_argument("--schedule", choices=["linear", "cosine", "threshold", "entropy"])
+    p.add_argument("--schedule", choices=["linear", "cosine", "random", "threshold", "entropy"])
     p.add_argument("--threshold", type=float, help="commit every token above this confidence (threshold schedule)")
     p.add_argument("--entropy-bound", type=float, default=1.0, help="entropy schedule: nats committed per step")
     p.add_argument("--temperature", type=float, default=0.8)

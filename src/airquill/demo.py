@@ -49,15 +49,15 @@ def best_host() -> str:
 
 
 def run_demo(*, model: str | None, out: Path, host: str | None, server: str | None = None,
-             token: str = "") -> int:
+             token: str = "", workspace=None) -> int:
     """Show the demo session on `host` (default: the best available), against `server` or a child one.
     The host is opened first, so a missing headset or display is reported before any server starts."""
     chosen = host or best_host()
     window = _open_host(chosen)
     if server:
-        return _show(window, server, token, out)
+        return _show(window, server, token, out, workspace)
     with child_server(model=model) as (url, child_token):
-        return _show(window, url, child_token, out)
+        return _show(window, url, child_token, out, workspace)
 
 
 def _open_host(host: str):
@@ -72,9 +72,10 @@ def _open_host(host: str):
     return None  # headless: its EGL context is made when rendering starts
 
 
-def _show(window, url: str, token: str, out: Path) -> int:
+def _show(window, url: str, token: str, out: Path, workspace_config=None) -> int:
     from airquill.vr_client.app import ClientApp
-    from airquill.vr_client.demo import demo_scene, run_headless
+    from airquill.vr_client.demo import PROMPTS, run_headless
+    from airquill.vr_client.workspace import Workspace, WorkspaceConfig
 
     app = ClientApp(url, token=token).start()
     try:
@@ -82,10 +83,16 @@ def _show(window, url: str, token: str, out: Path) -> int:
             gif, _, _ = run_headless(app, out)
             print(f"wrote {gif} ({gif.stat().st_size // 1024} KiB): three panels condensing from noise")
             return 0
-        if hasattr(window, "on_prompt"):
-            window.on_prompt = lambda panel, prompt: app.generate(panel, prompt, 64)
-        scene = demo_scene(app)
-        window.run(scene, before_frame=lambda t: app.drain(scene))
+        workspace = Workspace(app, workspace_config or WorkspaceConfig())
+        try:
+            if not workspace.editor.histories:  # a new session: the demo prompts condense on the first panels
+                workspace.seed(PROMPTS)
+            workspace.attach(lambda panel, x, y: window.renderer.token_at(panel, x, y) if window.renderer else None)
+            window.inputs = workspace.inputs  # the host's own input (keys, XR hands) goes to the same queue
+            workspace.start_inputs()
+            window.run(workspace.scene, before_frame=workspace.before_frame)
+        finally:
+            workspace.close()
         return 0
     finally:
         app.close()

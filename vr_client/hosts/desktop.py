@@ -1,13 +1,18 @@
-"""Desktop host: the same scene in a glfw window. Right-drag looks around, WASD moves, a left click selects
-the panel under the pointer, typing writes a prompt for the selected panel and Enter sends it."""
+"""Desktop host: the same scene in a glfw window. Right-drag looks around (WASD moves while it is held), a
+left click selects the panel under the pointer and dragging selects a span; typing, Enter, Backspace and the
+shortcuts (Ctrl+Z undo, Ctrl+Y redo, Ctrl+R rewrite the span, Delete, Ctrl+S save, Ctrl+N new panel,
+Ctrl+G regenerate, Tab next panel, Esc cancel, Ctrl+Q quit) become input events on `inputs`, like any
+other input producer's."""
 from __future__ import annotations
 
 import math
+import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from airquill.vr_client.input.events import Command, KeyPress
 from airquill.vr_client.render.math3d import look_at, perspective
 from airquill.vr_client.scene import EYE_HEIGHT, Panel, Scene, pick
 
@@ -54,13 +59,12 @@ class DesktopHost:
 
         self.renderer = TextRenderer(self.ctx)
         self.camera = Camera()
-        self.typed = ""
-        self.on_prompt: Callable[[Panel, str], None] = lambda panel, prompt: None
+        self.inputs: queue.Queue = queue.Queue()  # KeyPress and Command events for the controller
         self._drag: tuple[float, float] | None = None
         self._span: int | None = None  # token where a left-drag started
         self.scene: Scene | None = None
         glfw.set_char_callback(self.window, lambda w, codepoint: self.type_char(chr(codepoint)))
-        glfw.set_key_callback(self.window, lambda w, key, sc, action, mods: self.key(key, action))
+        glfw.set_key_callback(self.window, lambda w, key, sc, action, mods: self.key(key, action, mods))
         glfw.set_mouse_button_callback(self.window, lambda w, button, action, mods: self.mouse(button, action))
         glfw.set_cursor_pos_callback(self.window, lambda w, x, y: self.cursor(x, y))
 
@@ -70,33 +74,30 @@ class DesktopHost:
         return next((p for p in self.scene.panels if p.selected), None) if self.scene else None
 
     def type_char(self, char: str) -> None:
-        self.typed += char
-        self._show_typed()
+        self.inputs.put(KeyPress(char, self.glfw.get_time()))
 
-    def key(self, key: int, action: int) -> None:
+    def key(self, key: int, action: int, mods: int = 0) -> None:
         glfw = self.glfw
         if action not in (glfw.PRESS, glfw.REPEAT):
             return
-        panel = self.selected()
-        if key == glfw.KEY_BACKSPACE:
-            self.typed = self.typed[:-1]
-            self._show_typed()
-        elif key in (glfw.KEY_ENTER, glfw.KEY_KP_ENTER) and panel is not None and self.typed.strip():
-            prompt, self.typed = self.typed, ""
-            panel.title = prompt
-            panel.touch()
-            self.on_prompt(panel, prompt)
-        elif key == glfw.KEY_TAB and self.scene and self.scene.panels:
-            index = self.scene.panels.index(panel) + 1 if panel else 0
-            self.select(self.scene.panels[index % len(self.scene.panels)])
-        elif key == glfw.KEY_ESCAPE:
+        t = glfw.get_time()
+        ctrl = bool(mods & glfw.MOD_CONTROL)
+        shortcuts = {glfw.KEY_Z: "undo", glfw.KEY_Y: "redo", glfw.KEY_R: "rewrite", glfw.KEY_S: "save",
+                     glfw.KEY_N: "new_panel", glfw.KEY_G: "regenerate"}
+        if ctrl and key == glfw.KEY_Q:
             glfw.set_window_should_close(self.window, True)
-
-    def _show_typed(self) -> None:
-        panel = self.selected()
-        if panel is not None:
-            panel.title = f"› {self.typed}▏"
-            panel.touch()
+        elif ctrl and key in shortcuts:
+            self.inputs.put(Command(shortcuts[key], t=t))
+        elif key == glfw.KEY_BACKSPACE:
+            self.inputs.put(KeyPress("backspace", t))
+        elif key in (glfw.KEY_ENTER, glfw.KEY_KP_ENTER):
+            self.inputs.put(KeyPress("enter", t))
+        elif key == glfw.KEY_DELETE:
+            self.inputs.put(Command("delete", t=t))
+        elif key == glfw.KEY_TAB:
+            self.inputs.put(Command("next_chapter", t=t))
+        elif key == glfw.KEY_ESCAPE:
+            self.inputs.put(Command("cancel", t=t))
 
     def select(self, panel: Panel | None) -> None:
         for p in self.scene.panels:
@@ -153,7 +154,7 @@ class DesktopHost:
     def frame(self, scene: Scene, time: float, dt: float) -> None:
         glfw = self.glfw
         keys = {glfw.KEY_W: (0, 1), glfw.KEY_S: (0, -1), glfw.KEY_A: (-1, 0), glfw.KEY_D: (1, 0)}
-        if not self.typed:  # while typing, letters are text, not movement
+        if self._drag is not None:  # while looking around (right button held), WASD moves; otherwise it types
             for key, (side, ahead) in keys.items():
                 if glfw.get_key(self.window, key) == glfw.PRESS:
                     forward = self.camera.forward * np.array([1, 0, 1])

@@ -8,6 +8,7 @@ target; Linux uses GLX. Nothing here runs in CI: there is no runtime on a machin
 from __future__ import annotations
 
 import ctypes
+import queue
 import sys
 import time
 from collections.abc import Callable
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from airquill.vr_client.hosts.xr_logic import Action, SessionLifecycle, XrState, choose_swapchain_format
+from airquill.vr_client.hosts.xr_logic import (Action, SessionLifecycle, XrState, choose_swapchain_format,
+                                                 hand_events)
 from airquill.vr_client.render.math3d import fov_projection, view_from_pose
 from airquill.vr_client.scene import EYE_HEIGHT, Scene
 
@@ -105,6 +107,10 @@ class OpenXRHost:
             extensions = [xr.KHR_OPENGL_ENABLE_EXTENSION_NAME]
             if self.use_egl:
                 extensions.append(xr.MNDX_EGL_ENABLE_EXTENSION_NAME)
+            # bare hands (a Quest through Link offers them): joints instead of the webcam, same gestures
+            self.hand_tracking = xr.EXT_HAND_TRACKING_EXTENSION_NAME in available
+            if self.hand_tracking:
+                extensions.append(xr.EXT_HAND_TRACKING_EXTENSION_NAME)
             self.instance = xr.create_instance(xr.InstanceCreateInfo(
                 application_info=xr.ApplicationInfo(application_name=app_name, engine_name="airquill"),
                 enabled_extension_names=extensions,
@@ -116,6 +122,10 @@ class OpenXRHost:
         self.session = self.space = None
         self.swapchains: list[EyeSwapchain] = []
         self.srgb = False
+        self.renderer = None  # made with the GL context when the session starts
+        self.inputs: queue.Queue = queue.Queue()  # hand-tracking events for the controller
+        self.hands = None
+        self.head = np.array([0.0, EYE_HEIGHT, 0.0])  # scene position of the head, from the last views
 
     def _create_gl_context(self):
         import moderngl
@@ -199,7 +209,8 @@ class OpenXRHost:
         self._create_session()
         from airquill.vr_client.render.text_renderer import TextRenderer
 
-        renderer = TextRenderer(self.ctx, linear_output=self.srgb)
+        renderer = self.renderer = TextRenderer(self.ctx, linear_output=self.srgb)
+        recognizer = self._start_hand_tracking()
         first_time = None
         try:
             while not self.lifecycle.exit_requested:
@@ -212,6 +223,11 @@ class OpenXRHost:
                 display_time = frame_state.predicted_display_time
                 first_time = display_time if first_time is None else first_time
                 seconds = (display_time - first_time) / 1e9  # the scene's clock: predicted display time
+                if self.hands is not None:
+                    joints = self.hands.locate(display_time)
+                    for event in hand_events(joints, self.head, seconds, recognizer,
+                                             np.linalg.inv(self.floor_to_space)):
+                        self.inputs.put(event)
                 before_frame(seconds)
                 layers = []
                 if frame_state.should_render:
@@ -222,12 +238,30 @@ class OpenXRHost:
         finally:
             self.close()
 
+    def _start_hand_tracking(self):
+        """Hand trackers when the runtime offers XR_EXT_hand_tracking; otherwise say so and go on."""
+        from airquill.vr_client.input.events import InputUnavailable
+        from airquill.vr_client.input.gestures import GestureRecognizer
+
+        if not self.hand_tracking:
+            self.inputs.put(InputUnavailable("hands", "this OpenXR runtime offers no XR_EXT_hand_tracking; "
+                                                      "use controllers' rays, the webcam (--hands) or voice"))
+            return None
+        from airquill.vr_client.hosts.xr_hands import XrHands
+
+        try:
+            self.hands = XrHands(self.xr, self.session, self.space)
+        except Exception as err:  # the extension is there but this system has no hand tracking
+            self.inputs.put(InputUnavailable("hands", f"hand tracking could not start: {err}"))
+            return None
+        return GestureRecognizer()
+
     def _render_views(self, scene, renderer, display_time, seconds, moderngl) -> list:
         xr = self.xr
         _, views = xr.locate_views(self.session, xr.ViewLocateInfo(
             view_configuration_type=xr.ViewConfigurationType.PRIMARY_STEREO, display_time=display_time,
             space=self.space))
-        projection_views = []
+        projection_views, heads = [], []
         for view, eye in zip(views, self.swapchains):
             index = xr.acquire_swapchain_image(eye.handle, xr.SwapchainImageAcquireInfo())
             xr.wait_swapchain_image(eye.handle, xr.SwapchainImageWaitInfo(timeout=xr.INFINITE_DURATION))
@@ -237,6 +271,7 @@ class OpenXRHost:
                 self.ctx.enable_direct(0x8DB9)  # GL_FRAMEBUFFER_SRGB: shaders write linear colour
             fbo.clear(0.01, 0.012, 0.02, 1.0, depth=1.0)
             p, o = view.pose.position, view.pose.orientation
+            heads.append((p.x, p.y, p.z))
             renderer.render(scene, view_from_pose((p.x, p.y, p.z), (o.x, o.y, o.z, o.w)) @ self.floor_to_space,
                             fov_projection(view.fov.angle_left, view.fov.angle_right, view.fov.angle_up,
                                            view.fov.angle_down), seconds)
@@ -245,11 +280,17 @@ class OpenXRHost:
                 pose=view.pose, fov=view.fov,
                 sub_image=xr.SwapchainSubImage(swapchain=eye.handle, image_rect=xr.Rect2Di(
                     offset=xr.Offset2Di(0, 0), extent=xr.Extent2Di(eye.width, eye.height)))))
+        if heads:  # between the eyes, in scene coordinates (for the head-to-hand pinch rays)
+            centre = np.append(np.mean(heads, axis=0), 1.0)
+            self.head = (np.linalg.inv(self.floor_to_space) @ centre)[:3]
         self._layer = xr.CompositionLayerProjection(space=self.space, views=projection_views)
         return [ctypes.byref(self._layer)]
 
     def close(self) -> None:
         xr = self.xr
+        if self.hands is not None:
+            self.hands.close()
+            self.hands = None
         for eye in self.swapchains:
             xr.destroy_swapchain(eye.handle)
         self.swapchains = []

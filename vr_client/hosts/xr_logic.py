@@ -1,9 +1,12 @@
 """The parts of the OpenXR host that need no runtime, kept apart so they are tested directly:
-the session lifecycle (spec §9.3, "Session Lifecycle") and the swapchain format choice."""
+the session lifecycle (spec §9.3, "Session Lifecycle"), the swapchain format choice and the hand-tracking
+joints → input events step."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+
+import numpy as np
 
 # OpenGL internal formats a runtime may offer (values from the GL spec)
 GL_SRGB8_ALPHA8 = 0x8C43
@@ -84,3 +87,30 @@ class SessionLifecycle:
         self.exit_requested = True
         self.running = False
         return [Action.EXIT]
+
+
+XR_THUMB_TIP, XR_INDEX_TIP = 5, 10  # XrHandJointEXT
+
+
+def hand_events(joints: dict[str, np.ndarray | None], head: np.ndarray, t: float, recognizer,
+                space_to_scene: np.ndarray) -> list:
+    """Events from one frame of XR_EXT_hand_tracking: joints (26, 3) per tracked hand in the reference space.
+
+    Joints are moved into scene coordinates first, so every point and ray the recogniser reports is in the
+    scene. Each tracked hand also gets a head-to-pinch ray every frame (how headsets aim with bare hands):
+    the controller uses it to find the panel a pinch lands on.
+    """
+    from airquill.vr_client.input.events import PointingRay
+    from airquill.vr_client.input.gestures import frame_from_xr_joints
+
+    events, frames = [], []
+    for hand, points in joints.items():
+        if points is None:
+            continue
+        scene = (space_to_scene[:3, :3] @ np.asarray(points, dtype=float).T).T + space_to_scene[:3, 3]
+        frames.append(frame_from_xr_joints(hand, scene, t))
+        aim = (scene[XR_THUMB_TIP] + scene[XR_INDEX_TIP]) / 2 - head
+        length = float(np.linalg.norm(aim))
+        if length > 1e-6:
+            events.append(PointingRay(hand, tuple(float(v) for v in head), tuple(float(v) for v in aim / length), t))
+    return events + recognizer.update(frames, t)

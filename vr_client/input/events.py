@@ -75,13 +75,23 @@ class Utterance:
 
 @dataclass(frozen=True)
 class VoiceCommand:
-    """A spoken command from the grammar (generate, rewrite, delete, undo, redo, save, new_panel,
+    """A spoken command from the grammar (generate, regenerate, rewrite, delete, undo, redo, save, new_panel,
     next_chapter, cancel), with the words that followed it (e.g. the prompt after "generate")."""
 
     name: str
     argument: str
     language: str
     t: float
+
+
+@dataclass(frozen=True)
+class Command:
+    """An editing command from a shortcut or a button (spoken commands arrive as `VoiceCommand`): generate,
+    regenerate, rewrite, delete, undo, redo, save, new_panel, next_chapter, cancel."""
+
+    name: str
+    argument: str = ""
+    t: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -100,4 +110,5 @@ class InputUnavailable:
     message: str
 
 
-InputEvent = Pinch | TwoHandGrab | OpenPalm | PointingRay | Letter | Utterance | VoiceCommand | KeyPress | InputUnavailable
+InputEvent = (Pinch | TwoHandGrab | OpenPalm | PointingRay | Letter | Utterance | VoiceCommand | Command | KeyPress
+              | InputUnavailable)

@@ -80,6 +80,6 @@ class VirtualKeyboard:
 def keyboard_panel(keyboard: VirtualKeyboard) -> Panel:
     """A panel below eye height, tilted towards the user like a desk keyboard."""
     panel = Panel("keyboard", position=(0.0, EYE_HEIGHT - 0.55, -READING_DISTANCE * 0.45), pitch=-0.6,
-                  width=0.7, height=0.3, em=0.035)
+                  width=0.7, height=0.3, em=0.035, persist=False)
     keyboard.show_on(panel)
     return panel
