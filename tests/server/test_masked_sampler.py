@@ -17,7 +17,7 @@ def run(tiny, options, length=24, prompt=PROMPT):
     return state, list(iter_denoise(tiny, state))
 
 
-@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "random"])
 @pytest.mark.parametrize("steps", [4, 7, 12, 24, 50])
 def test_fixed_schedules_take_exactly_the_promised_steps(tiny, schedule, steps):
     state, trace = run(tiny, SamplingOptions(steps=steps, schedule=schedule), length=24)
@@ -97,7 +97,7 @@ def test_cancel_stops_within_one_step(tiny):
 def test_scheduler_batches_equal_one_by_one(make_tiny):
     prompts = ["In the beginning", "And the earth", "Привет, мир", "日本語", "🙂 emoji"]
     options = [SamplingOptions(steps=s, seed=i, temperature=0.9, schedule=sch)
-               for i, (s, sch) in enumerate(zip([8, 12, 16, 9, 30], ["linear", "cosine", "threshold", "entropy", "linear"]))]
+               for i, (s, sch) in enumerate(zip([8, 12, 16, 9, 30], ["linear", "cosine", "threshold", "entropy", "random"]))]
     batched_model = make_tiny()
     scheduler = Scheduler(batched_model, max_batch=3)
     batched = [scheduler.submit(MaskedDenoiser.for_generation(batched_model, p, 20 + i, o))
@@ -177,6 +177,20 @@ def test_seed_makes_runs_reproducible(tiny):
     b, _ = run(tiny, SamplingOptions(steps=8, temperature=1.0, seed=7))
     c, _ = run(tiny, SamplingOptions(steps=8, temperature=1.0, seed=8))
     assert a.output_ids == b.output_ids != c.output_ids
+
+
+def test_random_order_commits_positions_the_confidence_order_would_not():
+    """The ancestral ("random") order picks positions from the request's own random stream, regardless of
+    confidence; the confidence order always takes the most confident. Same seed, same picks."""
+    from airquill.server.sampling.schedules import make_schedule
+
+    confidence = torch.linspace(1.0, 0.0, 32)  # position 0 is the most confident
+    entropy = torch.zeros(32)
+    confident = make_schedule("linear").select(confidence, entropy, step=0, steps=8, block_total=32)
+    assert sorted(confident.tolist()) == [0, 1, 2, 3]
+    picks = [make_schedule("random").select(confidence, entropy, step=0, steps=8, block_total=32,
+                                            generator=torch.Generator().manual_seed(seed)).tolist() for seed in (1, 1, 2)]
+    assert len(picks[0]) == 4 and picks[0] == picks[1] != picks[2] and sorted(picks[0]) != [0, 1, 2, 3]
 
 
 def test_generation_stops_at_the_end_token(make_tiny, tokenizer):
