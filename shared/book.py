@@ -164,6 +164,18 @@ def chapter_markdown(chapter: Chapter, text: str, meta: dict) -> str:
     return "\n".join(lines + ["---", "", text.strip(), ""])
 
 
+def split_front_matter(markdown: str) -> tuple[str, str]:
+    """(front matter block with the blank line after it, body) of a chapter file; ("", text) without one."""
+    if markdown.startswith("---\n"):
+        end = markdown.find("\n---\n", 4)
+        if end >= 0:
+            head_end = end + len("\n---\n")
+            if markdown[head_end : head_end + 1] == "\n":
+                head_end += 1
+            return markdown[:head_end], markdown[head_end:]
+    return "", markdown
+
+
 class BookProgress:
     """A rich progress bar for chapters (done, chapters/min, tokens/s, ETA) and the closing summary."""
 

@@ -22,6 +22,14 @@ from airquill.vr_client.document import PanelHistory, Revision, char_span, show
 from airquill.vr_client.scene import Panel, Scene
 
 
+@dataclass(frozen=True)
+class DocumentFile:
+    """The file a panel belongs to (a book chapter): `save` writes `header` + the text back to `path`."""
+
+    path: Path
+    header: str = ""
+
+
 class EditRefused(ValueError):
     """An action that cannot apply now (no selection, panel busy, nothing to undo); the message says why."""
 
@@ -40,6 +48,8 @@ class Editor:
         self.saved: dict[Path, str] = {}  # files this editor wrote -> sha256 of what it wrote
         self.revision_count = 0  # bumps on every recorded revision (the autosave watches it)
         self.messages: list[str] = []  # what the user should be told (shown on a status line)
+        self.documents: dict[str, DocumentFile] = {}  # panel id -> its file, for panels opened from files
+        self.listeners: list = []  # called as f(panel, RequestEnded) after a request's revision is recorded
         app.on_end = self._ended
 
     def history(self, panel: Panel) -> PanelHistory:
@@ -112,21 +122,30 @@ class Editor:
     # --- saving ---------------------------------------------------------------------------------------------
 
     def save(self, panel: Panel, name: str | None = None) -> Path:
-        """Write the panel to `<output>/<name>.md` atomically. A file this editor did not write (or that changed
-        since) is never overwritten: the text goes to `<name>-2.md` (-3, …) instead, and the message says so."""
+        """Write the panel to `<output>/<name>.md` (or back to its own file, header kept) atomically. A file
+        this editor did not write or read (or that changed since) is never overwritten: the text goes to
+        `<name>-2.md` (-3, …) instead, and the message says so."""
         text = panel.text.text
         if not text.strip():
             raise EditRefused("the panel is empty: nothing to save")
-        stem = _slug(name or panel.title or panel.panel_id)
-        body = text.rstrip("\n") + "\n"
-        path, n = self.config.output / f"{stem}.md", 1
+        document = self.documents.get(panel.panel_id) if name is None else None
+        if document is not None:
+            folder, stem, body = document.path.parent, document.path.stem, document.header + text.strip() + "\n"
+        else:
+            folder, stem = self.config.output, _slug(name or panel.title or panel.panel_id)
+            body = text.rstrip("\n") + "\n"
+        path, n = folder / f"{stem}.md", 1
         while path.exists() and not self._ours(path, body):
             n += 1
-            path = self.config.output / f"{stem}-{n}.md"
+            path = folder / f"{stem}-{n}.md"
         write_atomic(path, body)
-        self.saved[path] = hashlib.sha256(body.encode()).hexdigest()
+        self.remember(path, body)
         self.messages.append(f"saved {path}" + (f" ({stem}.md holds other text)" if n > 1 else ""))
         return path
+
+    def remember(self, path: Path, body: str) -> None:
+        """`path` holds `body` as this editor knows it (written or read here): saving may replace it."""
+        self.saved[path] = hashlib.sha256(body.encode()).hexdigest()
 
     def _ours(self, path: Path, body: str) -> bool:
         """May `path` be overwritten? Yes if it already holds this text, or holds exactly what we last wrote."""
@@ -152,6 +171,8 @@ class Editor:
     def _ended(self, panel: Panel, event: RequestEnded) -> None:
         if event.done is not None and event.done.finish != "cancelled":
             self._record(panel, event.action)
+            for listener in self.listeners:
+                listener(panel, event)
             return
         current = self.history(panel).current
         if current is not None:  # cancelled or failed: the panel shows its last revision again

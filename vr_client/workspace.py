@@ -46,12 +46,20 @@ class Workspace:
     inputs: queue.Queue = field(default_factory=queue.Queue)  # producers put events here
     producers: list = field(default_factory=list)  # objects with stop(); started by their owners
 
+    scene: Scene | None = None  # a prepared scene (the book view); its panels take their histories from the session
+
     def __post_init__(self) -> None:
         session = self.config.session.expanduser()
-        if session.exists():
-            self.scene, histories = open_session(session)
+        saved_scene, histories = open_session(session) if session.exists() else (None, {})
+        if self.scene is not None:
+            histories = {p.panel_id: histories[p.panel_id] for p in self.scene.panels if p.panel_id in histories}
+            for panel in self.scene.panels:
+                if panel.panel_id in histories and histories[panel.panel_id].current is not None:
+                    show(panel.text, histories[panel.panel_id].current.tokens)
+        elif saved_scene is not None:
+            self.scene = saved_scene
         else:
-            self.scene, histories = Scene(), {}
+            self.scene = Scene()
             self.scene.add(Panel("panel-1", selected=True))
         sampling = Sampling(steps=self.config.steps)
         self.editor = Editor(self.scene, self.app, EditorConfig(length=self.config.length, sampling=sampling,

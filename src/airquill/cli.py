@@ -338,6 +338,23 @@ def _book_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _book_view(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from airquill.demo import run_book_view
+    from airquill.shared.book import OutlineError
+
+    try:
+        return run_book_view(book_dir=Path(args.book), host=args.host, server=args.server, token=_read_token(args),
+                             model=args.model, parallel=args.parallel, length=args.length, steps=args.steps,
+                             seed=args.seed, limit=args.chapters, out=Path(args.out))
+    except (OutlineError, ValueError, FileNotFoundError, ConnectionError, RuntimeError) as err:
+        print(f"airquill book view: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
 def _add_sampling(p: argparse.ArgumentParser, *, steps: int, length: int) -> None:
     p.add_argument("--length", type=int, default=length, help="tokens to generate")
     p.add_argument("--steps", type=int, default=steps, help="step budget for fixed schedules")
@@ -381,6 +398,20 @@ def _add_book(sub: argparse._SubParsersAction) -> None:
     _add_token(gen)
     _add_sampling(gen, steps=128, length=256)
     gen.set_defaults(handler=_book_generate)
+    view = books.add_parser("view", help="the book view: chapters on a shelf condensing live (VR, desktop or "
+                                         "headless GIF); pick a chapter to read and edit it")
+    view.add_argument("--book", default="book")
+    view.add_argument("--chapters", type=int, help="only the first N chapters of the outline (at most 100)")
+    view.add_argument("--parallel", type=int, default=16, help="chapters generated at once")
+    view.add_argument("--length", type=int, default=128, help="tokens per chapter")
+    view.add_argument("--steps", type=int, default=64, help="denoising steps per chapter")
+    view.add_argument("--seed", type=int, default=0)
+    view.add_argument("--model", help="default: the book's model (book.json), else the shipped one")
+    view.add_argument("--server", help="ws://HOST:PORT of a running `airquill serve` (default: start one here)")
+    view.add_argument("--host", choices=["openxr", "desktop", "headless"], help="default: the best available")
+    view.add_argument("--out", default="out/book.gif", help="where the headless host writes its GIF")
+    _add_token(view)
+    view.set_defaults(handler=_book_view)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -96,3 +96,70 @@ def _show(window, url: str, token: str, out: Path, workspace_config=None) -> int
         return 0
     finally:
         app.close()
+
+
+def run_book_view(*, book_dir: Path, host: str | None, server: str | None, token: str, model: str | None,
+                  parallel: int, length: int, steps: int, seed: int, limit: int | None, out: Path) -> int:
+    """`airquill book view`: the book's chapters on a shelf, pending ones condensing live and written to
+    book/output/ as they finish; pick one to read and edit it. Headless, it renders the run into a GIF."""
+    from airquill.shared.book import Book
+
+    book = Book(book_dir)
+    outline = book.outline()  # a bad outline fails here, before any server starts
+    chosen = host or best_host()
+    window = _open_host(chosen)
+    if server:
+        return _show_book(window, server, token, book, outline, parallel, length, steps, seed, limit, out)
+    with child_server(model=model or book.config().get("model")) as (url, child_token):
+        return _show_book(window, url, child_token, book, outline, parallel, length, steps, seed, limit, out)
+
+
+def _show_book(window, url, token, book, outline, parallel, length, steps, seed, limit, out) -> int:
+    from airquill.vr_client.app import ClientApp
+    from airquill.vr_client.book_view import BookRun, book_scene
+    from airquill.vr_client.workspace import Workspace, WorkspaceConfig
+
+    chapters = outline.chapters[:limit] if limit else outline.chapters
+    app = ClientApp(url, token=token).start()
+    try:
+        config = WorkspaceConfig(session=book.root / ".session.json", output=book.output_dir, length=length,
+                                 steps=steps, keyboard=window is not None)
+        workspace = Workspace(app, config, scene=book_scene([f"{c.number}. {c.entry}" for c in chapters]))
+        run = BookRun(workspace, book, outline, parallel=parallel, length=length, seed=seed, limit=limit)
+        try:
+            if window is None:
+                gif = _book_headless(workspace, run, out)
+                print(f"wrote {gif}: {run.written} chapters condensed and saved to {book.output_dir}")
+                return 0
+            workspace.attach(lambda panel, x, y: window.renderer.token_at(panel, x, y) if window.renderer else None)
+            window.inputs = workspace.inputs
+            window.run(workspace.scene, before_frame=lambda t: (run.tick(), workspace.before_frame(t)))
+            return 0
+        finally:
+            workspace.close()
+    finally:
+        app.close()
+
+
+def _book_headless(workspace, run, out: Path, *, fps: float = 8.0, max_frames: int = 400) -> Path:
+    """Frames from above the reader looking down at the shelf's front, until every chapter is written."""
+    from airquill.vr_client.hosts.headless import HeadlessHost, write_gif
+    from airquill.vr_client.render.math3d import look_at
+    from airquill.vr_client.scene import EYE_HEIGHT
+
+    host = HeadlessHost((960, 540), fov_y=90.0)
+    view = look_at((0.0, EYE_HEIGHT + 0.3, 0.4), (0.0, EYE_HEIGHT - 0.1, -2.6))
+    frames, start = [], time.perf_counter()
+    try:
+        while len(frames) < max_frames:
+            now = time.perf_counter() - start
+            run.tick()
+            workspace.before_frame(now)
+            frames.append(host.frame(workspace.scene, now, view=view))
+            if run.done:
+                break
+            time.sleep(max(0.0, len(frames) / fps - (time.perf_counter() - start)))
+        frames.append(host.frame(workspace.scene, time.perf_counter() - start + 60.0, view=view))
+    finally:
+        host.release()
+    return write_gif(frames, out, fps=fps)

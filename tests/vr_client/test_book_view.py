@@ -49,3 +49,53 @@ def test_opening_a_chapter_brings_it_to_reading_distance():
     open_chapter(scene, panel)
     assert panel.selected and not scene.panels[0].selected and panel.version > version
     assert abs(np.hypot(panel.position[0], panel.position[2]) - 1.75) < 1e-9
+
+
+def test_book_view_condenses_a_book_live_and_edits_a_chapter_back_into_its_file(tmp_path):
+    """`airquill book view` headless against a real child server: 12 chapters condense at once and each is
+    written complete; reopened, a picked chapter comes to reading distance, is edited and saved back into its
+    chapter file (front matter kept); a chapter file changed by someone else is never overwritten."""
+    from airquill.demo import run_book_view
+    from airquill.shared.book import Book, parse_outline, split_front_matter
+    from airquill.vr_client.app import ClientApp
+    from airquill.vr_client.book_view import BookRun
+    from airquill.vr_client.workspace import Workspace, WorkspaceConfig
+
+    book = Book(tmp_path / "book")
+    book.init("Psalms")
+    entries = "\n".join(f"{i}. Psalm number {i}" for i in range(1, 13))
+    book.outline_path.write_text(f"# Psalms\n\nKing James style.\n\n## Chapters\n\n{entries}\n")
+    assert run_book_view(book_dir=book.root, host="headless", server=None, token="", model=None, parallel=12,
+                         length=24, steps=6, seed=0, limit=None, out=tmp_path / "book.gif") == 0
+    assert (tmp_path / "book.gif").exists() and sorted(book.finished()) == list(range(1, 13))
+    for number in range(1, 13):
+        header, body = split_front_matter(book.chapter_path(number).read_text())
+        assert f"outline: \"Psalm number {number}\"" in header and "tokens: 24" in header and body.strip()
+
+    outline = parse_outline(book.outline_path.read_text())
+    workspace = Workspace(ClientApp("ws://127.0.0.1:9"),  # not connected: every chapter is already written
+                          WorkspaceConfig(session=book.root / ".session.json", output=book.output_dir),
+                          scene=book_scene([f"{c.number}. {c.entry}" for c in outline.chapters]))
+    run = BookRun(workspace, book, outline, parallel=4, length=24)
+    assert run.done and run.written == 0
+    second = workspace.scene.panel("chapter-2")
+    header, body = split_front_matter(book.chapter_path(2).read_text())
+    assert second.text.text.strip() == body.strip()  # from the session's history (it wins over the file)
+    workspace.controller.select(second)
+    run.tick()
+    assert second.position[2] == pytest.approx(-1.75) and second.selected
+    second.selection = (0, 1)
+    workspace.editor.replace(second, "Amen. ")
+    assert workspace.editor.save(second) == book.chapter_path(2)
+    assert book.chapter_path(2).read_text() == header + second.text.text.strip() + "\n"
+    assert second.text.text.startswith("Amen. ")
+    third = workspace.scene.panel("chapter-3")
+    book.chapter_path(3).write_text("the author rewrote this by hand\n")
+    workspace.controller.select(third)
+    run.tick()
+    assert second.position[2] != pytest.approx(-1.75)  # back on the shelf
+    third.cursor = 0
+    workspace.editor.replace(third, "Selah. ")
+    assert workspace.editor.save(third).name == "chapter-003-2.md"
+    assert book.chapter_path(3).read_text() == "the author rewrote this by hand\n"
+    workspace.close()
