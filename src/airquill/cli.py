@@ -214,6 +214,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     render = bench("render", "airquill.vr_client.bench_render", "frame cost of the text renderer (headless EGL)",
                    model=False)
     render.add_argument("--frames", type=int, default=30)
+    inputs = bench("input", "airquill.bench_input", "hand tracking, pinch-to-action, voice and edit latency")
+    inputs.add_argument("--frames", type=int, default=60, help="hand-tracking frames per kind")
 
 
 def _demo(args: argparse.Namespace) -> int:

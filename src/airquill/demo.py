@@ -15,7 +15,8 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def child_server(*, model: str | None = None, timeout: float = 180.0) -> Iterator[tuple[str, str]]:
+def child_server(*, model: str | None = None, device: str | None = None,
+                 timeout: float = 180.0) -> Iterator[tuple[str, str]]:
     """Yield (url, token) of a freshly started server; SIGTERM it (then SIGKILL) when done."""
     token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory() as tmp:
@@ -23,6 +24,8 @@ def child_server(*, model: str | None = None, timeout: float = 180.0) -> Iterato
         args = [sys.executable, "-m", "airquill", "serve", "--port", "0", "--port-file", str(port_file)]
         if model:
             args += ["--model", model]
+        if device:
+            args += ["--device", device]
         log = open(Path(tmp) / "server.log", "w+")
         proc = subprocess.Popen(args, env={**os.environ, "AIRQUILL_TOKEN": token}, stdout=log, stderr=log)
         try:

@@ -8,8 +8,8 @@ import types
 
 import pytest
 
-from airquill.vr_client import bench_input
-from airquill.vr_client.bench_input import _gap, measure, report, synthetic_hand
+from airquill import bench_input
+from airquill.bench_input import _gap, measure, report, synthetic_hand
 from airquill.vr_client.input.gestures import GestureConfig
 
 FRAMES, PINCHES, REWRITES = 3, 2, 1
