@@ -2,7 +2,6 @@
 block-diffusion model (real transformers code, random weights)."""
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import pytest

@@ -121,7 +121,7 @@ def test_scheduler_cancel_frees_the_slot_next_tick(tiny):
     scheduler.tick()
     first.cancel()
     results = scheduler.tick()
-    assert [(s is first, step.finish is not None) for s, step in results] == [(True, True), (False, False)]
+    assert [(s is first, s is second, step.finish is not None) for s, step in results] == [(True, False, True), (False, True, False)]
 
 
 @pytest.mark.parametrize("text,span", [

@@ -1,7 +1,6 @@
 """`airquill train`: a few steps on a tiny corpus, killed with SIGKILL, resumed with the same data order."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from airquill.shared.protocol import (Capabilities, Edit, Generate, Limits, ProtocolError, Stats, decode_client,
+from airquill.shared.protocol import (Capabilities, Generate, Limits, ProtocolError, Stats, decode_client,
                                       decode_step, encode_step)
 from airquill.shared.session import ClientSession, CloseConnection, Phase, Ready, RequestCancelled, ServerSession
 from airquill.shared.step import FinishReason, Step, TokenChange

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from airquill.shared.step import Step, TokenChange
-from airquill.vr_client.render.math3d import look_at, perspective
+from airquill.vr_client.render.math3d import look_at
 from airquill.vr_client.render.panel_text import MOVE_S, current_position as _current
 from airquill.vr_client.scene import EYE_HEIGHT, Panel, Scene
 
