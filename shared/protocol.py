@@ -55,6 +55,7 @@ class Sampling(Struct, frozen=True, kw_only=True, omit_defaults=True):
     entropy_bound: Annotated[float, Meta(gt=0.0)] | None = None
     temperature: Annotated[float, Meta(ge=0.0, le=10.0)] | None = None
     top_p: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
+    repetition_penalty: Annotated[float, Meta(ge=1.0, le=10.0)] | None = None
     seed: Annotated[int, Meta(ge=0, le=2**62)] = 0
     block_size: Count | None = None
 

@@ -153,8 +153,10 @@ class MaskedDenoiser:
         if logits.shape[0] != end - start:
             raise ValueError(f"expected logits for {end - start} canvas positions, got {logits.shape[0]}")
         masked = (self.ids[start:end] == self.mask_id).nonzero().squeeze(-1)
+        logits = self._no_early_end(logits, start)
         drawn = draw(logits[masked], temperature=self.options.temperature, top_p=self.options.top_p,
-                     generator=self.generator, banned=self.banned)
+                     generator=self.generator, banned=self.banned, penalized=self._recent_tokens(end),
+                     penalty=self.options.repetition_penalty)
         chosen = self.schedule.select(drawn.confidence, drawn.entropy, step=self.block_step, steps=steps,
                                       block_total=block_total, generator=self.generator)
         positions = masked[chosen] + start
@@ -170,6 +172,23 @@ class MaskedDenoiser:
         if self.block_index == len(self.blocks):
             self.finish = FinishReason.DONE
         return self._step()
+
+    def _no_early_end(self, logits: torch.Tensor, start: int) -> torch.Tensor:
+        """Generation never ends within its first `min_tokens` output tokens (an empty chapter helps no one):
+        the end token is not drawn for canvas rows before that point."""
+        early = self.output_start + self.options.min_tokens - start  # canvas rows [0, early) are too early
+        if self.end_id is None or early <= 0:
+            return logits
+        logits = logits.clone()
+        logits[:early, self.end_id] = float("-inf")
+        return logits
+
+    def _recent_tokens(self, end: int) -> torch.Tensor | None:
+        """The distinct tokens already settled in the window before `end` (for the repetition penalty)."""
+        if self.options.repetition_penalty == 1.0:
+            return None
+        window = self.ids[max(0, end - self.options.repetition_window) : end]
+        return window[window != self.mask_id].unique()
 
     def _stop_at_end_token(self, finished_until: int) -> None:
         """Generation ends at the first end-of-text token in a finished block: the text stops there and no

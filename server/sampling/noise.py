@@ -19,9 +19,14 @@ class Draw:
 
 
 def draw(logits: torch.Tensor, *, temperature: float, top_p: float, generator: torch.Generator,
-         banned: list[int] = ()) -> Draw:
-    """Draw one token per row; `banned` ids (mask, padding) are never drawn."""
+         banned: list[int] = (), penalized: torch.Tensor | None = None, penalty: float = 1.0) -> Draw:
+    """Draw one token per row; `banned` ids (mask, padding) are never drawn; `penalized` ids (the tokens
+    already in the nearby text) have their logits pushed down by `penalty` (CTRL's repetition penalty:
+    positive logits divided, negative ones multiplied)."""
     logits = logits.detach().to("cpu", torch.float64)
+    if penalty != 1.0 and penalized is not None and penalized.numel():
+        chosen = logits[:, penalized]
+        logits[:, penalized] = torch.where(chosen > 0, chosen / penalty, chosen * penalty)
     if banned:
         logits[:, list(banned)] = float("-inf")
     if temperature > 0:

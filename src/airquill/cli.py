@@ -99,7 +99,7 @@ def _sampling_options(args: argparse.Namespace):
     return SamplingOptions(
         steps=args.steps, schedule=schedule, threshold=args.threshold if args.threshold is not None else 0.9,
         entropy_bound=args.entropy_bound, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
-        block_size=args.block_size, prefix_cache=not args.no_cache,
+        block_size=args.block_size, prefix_cache=not args.no_cache, repetition_penalty=args.repetition_penalty,
     )
 
 
@@ -109,7 +109,7 @@ def _protocol_sampling(args: argparse.Namespace):
     options = _sampling_options(args)
     return Sampling(steps=options.steps, schedule=options.schedule, threshold=options.threshold,
                     entropy_bound=options.entropy_bound, temperature=options.temperature, top_p=options.top_p,
-                    seed=options.seed, block_size=options.block_size)
+                    seed=options.seed, block_size=options.block_size, repetition_penalty=options.repetition_penalty)
 
 
 def _read_token(args: argparse.Namespace) -> str:
@@ -365,6 +365,8 @@ def _add_sampling(p: argparse.ArgumentParser, *, steps: int, length: int) -> Non
     p.add_argument("--entropy-bound", type=float, default=1.0, help="entropy schedule: nats committed per step")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--repetition-penalty", type=float, default=1.5,
+                   help="discourage tokens already in the last 32 (1 = off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--block-size", type=int, help="tokens per block (default: the model's)")
     p.add_argument("--no-cache", action="store_true", help="recompute the prefix every step")

@@ -208,7 +208,7 @@ def test_generation_stops_at_the_end_token(make_tiny, tokenizer):
         return out
 
     tiny.forward = eos_at_position_10
-    state = MaskedDenoiser.for_generation(tiny, PROMPT, 40, SamplingOptions(steps=40))
+    state = MaskedDenoiser.for_generation(tiny, PROMPT, 40, SamplingOptions(steps=40, min_tokens=0))
     trace = list(iter_denoise(tiny, state))
     prompt_len = state.output_start
     assert len(state.output_ids) == 10 - prompt_len and eos not in state.output_ids
@@ -217,3 +217,37 @@ def test_generation_stops_at_the_end_token(make_tiny, tokenizer):
     keep_going = MaskedDenoiser.for_generation(tiny, PROMPT, 40, SamplingOptions(steps=40, stop_at_eos=False))
     list(iter_denoise(tiny, keep_going))
     assert len(keep_going.output_ids) == 40
+
+
+def test_no_end_token_before_min_tokens(make_tiny, tokenizer):
+    """A model sure that the text ends right after the prompt still writes `min_tokens` tokens first."""
+    tiny = make_tiny()
+    eos = tokenizer.eos_token_id
+    original = tiny.forward
+
+    def eos_everywhere(requests):
+        out = original(requests)
+        for logits in out:
+            logits[:, eos] = 1e3
+        return out
+
+    tiny.forward = eos_everywhere
+    state = MaskedDenoiser.for_generation(tiny, PROMPT, 40, SamplingOptions(steps=40, min_tokens=6))
+    list(iter_denoise(tiny, state))
+    assert len(state.output_ids) == 6 and eos not in state.output_ids
+
+
+def test_repetition_penalty_pushes_down_tokens_already_nearby():
+    """CTRL's rule on the logits of tokens in the window: positive logits divided, negative multiplied."""
+    from airquill.server.sampling.noise import draw
+
+    logits = torch.tensor([[2.0, 2.0, -1.0, -1.0]])
+    plain = draw(logits, temperature=1.0, top_p=1.0, generator=torch.Generator().manual_seed(0))
+    pushed = draw(logits, temperature=1.0, top_p=1.0, generator=torch.Generator().manual_seed(0),
+                  penalized=torch.tensor([0, 2]), penalty=2.0)
+    p_plain = torch.softmax(torch.tensor([2.0, 2.0, -1.0, -1.0], dtype=torch.float64), -1)
+    p_pushed = torch.softmax(torch.tensor([1.0, 2.0, -2.0, -1.0], dtype=torch.float64), -1)
+    assert torch.allclose(plain.entropy, -(p_plain * p_plain.log()).sum())
+    assert torch.allclose(pushed.entropy, -(p_pushed * p_pushed.log()).sum())
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        SamplingOptions(repetition_penalty=0.5).validate()

@@ -86,8 +86,9 @@ def test_sixteen_concurrent_clients(adapter):
         finally:
             await server.stop()
         for i, (stream, done) in enumerate(results):
-            assert stream.state.text == done.text and done.stats.steps == 8
+            assert stream.state.text == done.text and done.stats.steps <= 8
             assert len(stream.state.cells) == done.stats.tokens <= 24 + i
+            assert done.stats.steps == 8 or done.stats.tokens < 24 + i  # fewer steps only if it ended at <eos>
         assert ticks < 16 * 8  # batched: far fewer forward passes than one-by-one
     run(main())
 

@@ -1,0 +1,451 @@
+"""The uniform-noise family as a per-request state machine: D3PM-uniform / DiffusionGemma sampling.
+
+Generation is a run of canvases of `canvas_length` tokens after the prompt. Every canvas starts as uniformly
+random tokens (never special ids). Each step the denoiser proposes a token for every canvas position; an
+acceptance rule keeps some proposals and every other position is re-noised with a fresh random token. A canvas
+is final when the denoiser's best guesses are stable and confident (adaptive stop) or after `max_steps`; its
+final tokens are those best guesses (argmax), as in DiffusionGemma. A final canvas joins the clean prefix
+(cached by adapters that can) and the next canvas starts, until `length` tokens.
+
+Acceptance is not sticky: a proposal kept at one step is proposed afresh at the next and may be re-noised then.
+Progress is carried by the canvas itself and, for models that take it, by the previous step's proposal
+distribution (self-conditioning), so confident positions get more confident and the accepted share grows.
+
+What a client sees, per output position (`TokenChange.noise`):
+  1.0                a random token: the position shows noise (its own random token's string, decoded alone)
+  PROVISIONAL_NOISE  a proposal accepted at this step, still being refined: provisional text
+  0.0                a token of a final canvas: settled, never changes again
+Positions of later canvases show their random starting tokens (noise 1.0) from step 0, so a panel keeps its
+layout while canvases condense one after another.
+
+Infilling re-noises spans of a text with random tokens and refines only them: a canvas starts at the first span
+position not yet covered and takes the context after it along as fixed tokens (never re-noised), so the
+denoiser sees both sides of a short span.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from airquill.server.models.base import ForwardRequest, ModelAdapter
+from airquill.server.sampling.display import TokenDisplay
+from airquill.server.sampling.masked import Span, _exact_tokens
+from airquill.server.sampling.noise import _top_p, draw
+from airquill.shared.step import FinishReason, Step, TokenChange
+
+PROVISIONAL_NOISE = 0.5
+
+
+# --- acceptance rules ----------------------------------------------------------------------------------
+
+
+class AcceptanceRule(Protocol):
+    def accept(self, confidence: torch.Tensor, entropy: torch.Tensor, *, step: int, steps: int) -> torch.Tensor:
+        """A bool mask over the canvas: which proposals to keep at `step` (0-based) of at most `steps`, given
+        each proposal's probability and its distribution's entropy (nats)."""
+
+
+@dataclass(frozen=True)
+class EntropyBound:
+    """Keep the k lowest-entropy proposals with sum(entropy) - max(entropy) <= `bound`: an upper bound on their
+    mutual information, so the kept tokens are roughly independent given the canvas (EB-sampler,
+    arXiv 2505.24857; DiffusionGemma's sampler). Always keeps at least one."""
+
+    bound: float = 0.1
+
+    def accept(self, confidence, entropy, *, step, steps):
+        ordered, order = torch.sort(entropy, stable=True)
+        keep = ordered.cumsum(0) - ordered <= self.bound
+        return torch.zeros_like(keep).scatter(0, order, keep)
+
+
+@dataclass(frozen=True)
+class ConfidenceThreshold:
+    """Keep every proposal whose probability is at least `threshold`, and always the most probable one."""
+
+    threshold: float = 0.9
+
+    def accept(self, confidence, entropy, *, step, steps):
+        keep = confidence >= self.threshold
+        keep[int(torch.argmax(confidence))] = True
+        return keep
+
+
+@dataclass(frozen=True)
+class FixedCount:
+    """Keep the `per_step` * (step + 1) most probable proposals: a linear share of the canvas, all of it from
+    step ceil(length / per_step) on."""
+
+    per_step: int = 16
+
+    def accept(self, confidence, entropy, *, step, steps):
+        k = min(confidence.numel(), self.per_step * (step + 1))
+        keep = torch.zeros(confidence.numel(), dtype=torch.bool)
+        keep[torch.sort(-confidence, stable=True).indices[:k]] = True
+        return keep
+
+
+ACCEPTANCE = {"entropy": EntropyBound, "threshold": ConfidenceThreshold, "count": FixedCount}
+
+
+def make_acceptance(name: str, **options) -> AcceptanceRule:
+    try:
+        factory = ACCEPTANCE[name]
+    except KeyError:
+        raise ValueError(f"unknown acceptance rule {name!r}; choose from {', '.join(ACCEPTANCE)}") from None
+    return factory(**options)
+
+
+# --- options -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UniformOptions:
+    """Sampling settings for one uniform-noise request. Defaults are DiffusionGemma's."""
+
+    max_steps: int = 48  # per canvas
+    acceptance: str = "entropy"  # entropy | threshold | count
+    entropy_bound: float = 0.1  # entropy rule (nats)
+    threshold: float = 0.9  # threshold rule
+    per_step: int = 16  # count rule: proposals kept per step, cumulatively
+    temperature: float = 0.8  # at a canvas's first step; 0: greedy proposals at every step
+    final_temperature: float | None = 0.4  # linear schedule towards this (DiffusionGemma's t_min); None: constant
+    top_p: float = 1.0
+    stability_steps: int = 1  # the best guesses must equal those of this many previous steps to stop early
+    stop_entropy: float = 0.005  # ...and their mean entropy (nats) be below this; 0: never stop early
+    seed: int = 0
+    canvas_length: int | None = None  # None: the model's
+    prefix_cache: bool = True
+    stop_at_eos: bool = True  # end at the first end-of-text token of a final canvas
+
+    @classmethod
+    def for_adapter(cls, adapter: ModelAdapter, **overrides) -> UniformOptions:
+        """The checkpoint's own sampler settings (a DiffusionGemma `generation_config`), then `overrides`."""
+        config = getattr(adapter, "generation_config", None)
+        found = {}
+        sampler = getattr(config, "sampler_config", None)
+        if getattr(sampler, "entropy_bound", None) is not None:
+            found.update(acceptance="entropy", entropy_bound=float(sampler.entropy_bound))
+        for ours, theirs in (("max_steps", "max_denoising_steps"), ("temperature", "t_max"),
+                             ("final_temperature", "t_min"), ("stability_steps", "stability_threshold"),
+                             ("stop_entropy", "confidence_threshold")):
+            value = getattr(config, theirs, None)
+            if value is not None:
+                found[ours] = value
+        return cls(**{**found, **overrides})
+
+    def acceptance_rule(self) -> AcceptanceRule:
+        by_name = {
+            "entropy": {"bound": self.entropy_bound},
+            "threshold": {"threshold": self.threshold},
+            "count": {"per_step": self.per_step},
+        }
+        return make_acceptance(self.acceptance, **by_name.get(self.acceptance, {}))
+
+    def temperature_at(self, step: int) -> float:
+        """DiffusionGemma's linear schedule: `temperature` at step 0, approaching `final_temperature` at the last
+        (reached one step after it). Greedy (temperature 0) stays greedy."""
+        if self.final_temperature is None or self.temperature == 0:
+            return self.temperature
+        remaining = (self.max_steps - step) / self.max_steps
+        return self.final_temperature + (self.temperature - self.final_temperature) * remaining
+
+    def validate(self) -> None:
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
+        self.acceptance_rule()
+        if self.entropy_bound <= 0:
+            raise ValueError(f"entropy_bound must be > 0, got {self.entropy_bound}")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.per_step < 1:
+            raise ValueError(f"per_step must be at least 1, got {self.per_step}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.final_temperature is not None and self.final_temperature < 0:
+            raise ValueError(f"final_temperature must be >= 0, got {self.final_temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.stability_steps < 0:
+            raise ValueError(f"stability_steps must be >= 0, got {self.stability_steps}")
+        if self.stop_entropy < 0:
+            raise ValueError(f"stop_entropy must be >= 0, got {self.stop_entropy}")
+        if self.canvas_length is not None and self.canvas_length < 1:
+            raise ValueError(f"canvas_length must be at least 1, got {self.canvas_length}")
+
+
+@dataclass(frozen=True)
+class UniformForwardRequest(ForwardRequest):
+    """A forward request that also carries the previous step's proposal logits [canvas, vocab] (None at a
+    canvas's first step), for models with self-conditioning."""
+
+    self_conditioning: torch.Tensor | None = None
+
+
+# --- the state machine ---------------------------------------------------------------------------------
+
+
+class UniformDenoiser:
+    """State of one uniform-noise request: a document whose `free` positions are generated in canvases.
+
+    Generation: a clean prefix, then canvases for `length` output tokens (the last canvas is computed whole;
+    what lies past `length` is not shown). Infilling: the whole text is output, its spans are free, and a canvas
+    starts at the first free position not yet covered; the context tokens inside a canvas stay fixed.
+    """
+
+    def __init__(self, adapter: ModelAdapter, document: Sequence[int], free: Sequence[bool], output_start: int,
+                 length: int, options: UniformOptions, *, display: TokenDisplay):
+        options.validate()
+        if len(document) != len(free) or not any(free):
+            raise ValueError("nothing to generate: no free positions")
+        if free[0] or any(free[:output_start]):
+            raise ValueError("a canvas needs clean context before it (a prompt, or text before the first span)")
+        if not 1 <= length <= len(document) - output_start:
+            raise ValueError(f"length must be between 1 and {len(document) - output_start}, got {length}")
+        self.adapter, self.options, self.display = adapter, options, display
+        tokenizer = adapter.tokenizer
+        self.canvas_length = options.canvas_length or canvas_length_of(adapter)
+        self.vocab = min(len(tokenizer), int(getattr(adapter, "vocab_size", None) or len(tokenizer)))
+        special = set(tokenizer.all_special_ids)
+        self.noise_ids = torch.tensor([i for i in range(self.vocab) if i not in special], dtype=torch.long)
+        if not len(self.noise_ids):
+            raise ValueError("the vocabulary has no ordinary tokens to draw noise from")
+        never = {tokenizer.pad_token_id, tokenizer.mask_token_id, *getattr(adapter, "never_propose", ())}
+        self.banned = sorted(i for i in never if i is not None and i < self.vocab)
+        self.generator = torch.Generator().manual_seed(options.seed)
+        self.rule = options.acceptance_rule()
+        self.uses_self_conditioning = bool(getattr(adapter, "self_conditioning", False))
+
+        self.output_start, self.length = output_start, length
+        self.free = torch.tensor(list(free), dtype=torch.bool)
+        self.ids = torch.tensor(list(document), dtype=torch.long)
+        self.ids[self.free] = self._random(int(self.free.sum()))
+        self.noise = torch.where(self.free, 1.0, 0.0).double()
+        self.confidence = torch.where(self.free, 0.0, 1.0).double()
+        self.canvases = plan_canvases(self.free, self.canvas_length)
+        self.cache = adapter.new_cache() if options.prefix_cache else None
+        self.self_conditioning: torch.Tensor | None = None
+        self.history: list[torch.Tensor] = []  # best guesses of the previous steps (stability)
+        self._bias: torch.Tensor | None = None  # -inf on banned ids, on the logits' device
+
+        self.canvas_index, self.canvas_step, self.index = 0, 0, 0
+        self.total = len(self.canvases) * options.max_steps
+        self.finish: FinishReason | None = None
+        self.cancel_requested = False
+        self.end_id: int | None = None  # set by for_generation when options.stop_at_eos
+        self.strings, self.shown, self.shown_noise = self._display()
+
+    # --- construction ------------------------------------------------------------------------------
+
+    @classmethod
+    def for_generation(cls, adapter: ModelAdapter, prompt: str, length: int, options: UniformOptions, *,
+                       display: TokenDisplay | None = None) -> UniformDenoiser:
+        if not prompt or not prompt.strip():
+            raise ValueError("prompt is empty")
+        prefix = list(getattr(adapter, "prompt_prefix", ()))
+        prefix += adapter.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        canvas = options.canvas_length or canvas_length_of(adapter)
+        limit = (adapter.max_length - len(prefix)) // canvas * canvas
+        if length < 1 or length > limit:
+            raise ValueError(f"length must be between 1 and {limit} tokens for this prompt and model, got {length}")
+        n = math.ceil(length / canvas) * canvas
+        state = cls(adapter, prefix + [0] * n, [False] * len(prefix) + [True] * n, len(prefix), length, options,
+                    display=display or TokenDisplay(adapter.tokenizer))
+        state.end_id = adapter.tokenizer.eos_token_id if options.stop_at_eos else None
+        return state
+
+    @classmethod
+    def for_infill(cls, adapter: ModelAdapter, text: str, spans: Sequence[Span], options: UniformOptions, *,
+                   display: TokenDisplay | None = None) -> UniformDenoiser:
+        """Re-noise the spans of `text` with random tokens and refine only them; the rest stays byte-identical."""
+        spans = sorted(spans, key=lambda s: s.start)
+        if not spans:
+            raise ValueError("no spans to regenerate")
+        display = display or TokenDisplay(adapter.tokenizer)
+        prefix = list(getattr(adapter, "prompt_prefix", ()))
+        document, free, cursor = list(prefix), [False] * len(prefix), 0
+        for span in spans:
+            if not cursor <= span.start <= span.end <= len(text):
+                raise ValueError(f"span [{span.start}, {span.end}) lies outside the text or overlaps the one before")
+            if span.new_length is not None and span.new_length < 1:
+                raise ValueError(f"a span's new length must be at least 1 token, got {span.new_length}")
+            if span.end == span.start and span.new_length is None:
+                raise ValueError(f"the empty span at {span.start} needs a new length")
+            context = _exact_tokens(adapter, display, text[cursor : span.start])
+            original = adapter.tokenizer(text[span.start : span.end], add_special_tokens=False)["input_ids"]
+            n = span.new_length or max(1, len(original))
+            document += context + [0] * n
+            free += [False] * len(context) + [True] * n
+            cursor = span.end
+        tail = _exact_tokens(adapter, display, text[cursor:])
+        document, free = document + tail, free + [False] * len(tail)
+        if len(document) > adapter.max_length:
+            raise ValueError(f"the text is {len(document)} tokens; this model takes at most {adapter.max_length}")
+        return cls(adapter, document, free, len(prefix), len(document) - len(prefix), options, display=display)
+
+    # --- the state machine -------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.finish is not None
+
+    def cancel(self) -> None:
+        """Ask to stop; the driver ends the request before its next forward pass."""
+        self.cancel_requested = True
+
+    def canvas(self) -> tuple[int, int]:
+        """[start, end) of the canvas being refined (after the last one when done)."""
+        if self.canvas_index < len(self.canvases):
+            return self.canvases[self.canvas_index]
+        return len(self.ids), len(self.ids)
+
+    def next_forward(self) -> UniformForwardRequest:
+        if self.done:
+            raise RuntimeError("request already finished")
+        start, end = self.canvas()
+        return UniformForwardRequest(ids=self.ids[:end], canvas=(start, end), block_size=self.canvas_length,
+                                     cache=self.cache, self_conditioning=self.self_conditioning)
+
+    def advance(self, logits: torch.Tensor) -> Step:
+        """Turn the forward pass's canvas logits into one step."""
+        start, end = self.canvas()
+        if logits.shape[0] != end - start:
+            raise ValueError(f"expected logits for {end - start} canvas positions, got {logits.shape[0]}")
+        options = self.options
+        free = self.free[start:end].nonzero().squeeze(-1)
+        positions = free + start
+        temperature = options.temperature_at(self.canvas_step)
+        drawn = draw(logits[free, : self.vocab], temperature=temperature, top_p=options.top_p,
+                     generator=self.generator, banned=self.banned)
+        proposal = self._proposal_logits(logits, temperature)
+        best_confidence, best = (t.cpu()[free] for t in proposal.softmax(-1).max(-1))
+        accepted = self.rule.accept(drawn.confidence, drawn.entropy, step=self.canvas_step, steps=options.max_steps)
+        renoised = torch.where(accepted, drawn.tokens, self._random(len(free)))
+
+        stable = len(self.history) >= options.stability_steps and all(torch.equal(best, h) for h in self.history)
+        confident = float(drawn.entropy.mean()) < options.stop_entropy
+        self.history = (self.history + [best])[-options.stability_steps :] if options.stability_steps else []
+        self.index += 1
+        self.canvas_step += 1
+        if (stable and confident) or self.canvas_step >= options.max_steps:
+            self.ids[positions] = best
+            self.noise[positions] = 0.0
+            self.confidence[positions] = best_confidence.double()
+            self._next_canvas(start, end)
+        else:
+            self.ids[positions] = renoised
+            self.noise[positions] = torch.where(accepted, PROVISIONAL_NOISE, 1.0).double()
+            self.confidence[positions] = torch.where(accepted, drawn.confidence, 0.0)
+            if self.uses_self_conditioning:
+                self.self_conditioning = self._self_conditioning(proposal, temperature, start, end)
+        return self._step()
+
+    def _proposal_logits(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """The distribution proposals are drawn from, as float32 logits on the model's device: banned ids and ids
+        past the vocabulary at -inf, then temperature (none when greedy) and top-p, as `draw` does."""
+        if self._bias is None or self._bias.shape[0] != logits.shape[-1] or self._bias.device != logits.device:
+            bias = torch.zeros(logits.shape[-1], dtype=torch.float32)
+            bias[self.banned] = float("-inf")
+            bias[self.vocab :] = float("-inf")
+            self._bias = bias.to(logits.device)
+        proposal = logits.float() + self._bias
+        if temperature > 0:
+            proposal = proposal / temperature
+        if self.options.top_p < 1.0:
+            proposal = _top_p(proposal, self.options.top_p)
+        return proposal
+
+    def _self_conditioning(self, proposal: torch.Tensor, temperature: float, start: int, end: int) -> torch.Tensor:
+        """The proposal distribution as logits for the next step. Greedy proposals give its limit, a one-hot of the
+        best guess; a fixed context token gives its own one-hot."""
+        fixed = ~self.free[start:end]
+        if temperature > 0 and not fixed.any():
+            return proposal
+        chosen = torch.where(fixed, self.ids[start:end], proposal.argmax(-1).cpu())
+        one_hot = torch.full_like(proposal, float("-inf")).scatter(-1, chosen.to(proposal.device)[:, None], 0.0)
+        if temperature == 0:
+            return one_hot
+        return torch.where(fixed.to(proposal.device)[:, None], one_hot, proposal)
+
+    def _next_canvas(self, start: int, end: int) -> None:
+        """The canvas is final: it joins the prefix; stop at an end-of-text token or after the last canvas."""
+        self.self_conditioning, self.history = None, []
+        self.canvas_index, self.canvas_step = self.canvas_index + 1, 0
+        visible_end = min(end, self.output_start + self.length)
+        if self.end_id is not None:
+            hits = (self.ids[start:visible_end] == self.end_id).nonzero()
+            if len(hits):
+                self.length = start - self.output_start + int(hits[0])
+                self.finish = FinishReason.DONE
+        if self.canvas_index == len(self.canvases):
+            self.finish = FinishReason.DONE
+        if self.finish is not None:  # drop what lies past the output (the last canvas's tail, text after the end)
+            kept = self.output_start + self.length
+            self.ids, self.noise, self.confidence = self.ids[:kept], self.noise[:kept], self.confidence[:kept]
+
+    def finish_cancelled(self) -> Step:
+        self.finish = FinishReason.CANCELLED
+        return self._step()
+
+    def _random(self, n: int) -> torch.Tensor:
+        """n tokens drawn uniformly from the ordinary (non-special) vocabulary with the request's generator."""
+        return self.noise_ids[torch.randint(len(self.noise_ids), (n,), generator=self.generator)]
+
+    # --- results -----------------------------------------------------------------------------------
+
+    def _display(self) -> tuple[list[str], list[int], list[float]]:
+        """Display strings, token ids and noise of the output. Random tokens are decoded one by one, so that a
+        random piece of a UTF-8 character never merges into the text around it."""
+        end = self.output_start + self.length
+        out = self.ids[self.output_start : end].tolist()
+        noise = self.noise[self.output_start : end].tolist()
+        runs = self.display.strings([None if n >= 1.0 else t for t, n in zip(out, noise)])
+        strings = [self.display.strings([t])[0] if n >= 1.0 else s for t, n, s in zip(out, noise, runs)]
+        return strings, out, noise
+
+    def _step(self) -> Step:
+        strings, out, noise = self._display()
+        conf = self.confidence[self.output_start : self.output_start + self.length].tolist()
+        changes = tuple(
+            TokenChange(i, out[i], strings[i], conf[i], noise[i])
+            for i in range(len(out))
+            if out[i] != self.shown[i] or strings[i] != self.strings[i] or noise[i] != self.shown_noise[i]
+        )
+        self.strings, self.shown, self.shown_noise = strings, out, noise
+        return Step(index=self.index, total=self.total, length=len(out), changes=changes, finish=self.finish)
+
+    def initial_step(self) -> Step:
+        """Step 0: the starting canvases, every free position random, for clients that draw it first."""
+        conf = self.confidence[self.output_start : self.output_start + self.length].tolist()
+        changes = tuple(TokenChange(i, t, self.strings[i], conf[i], self.shown_noise[i])
+                        for i, t in enumerate(self.shown))
+        return Step(index=0, total=self.total, length=len(self.shown), changes=changes)
+
+    @property
+    def output_ids(self) -> list[int]:
+        return self.ids[self.output_start : self.output_start + self.length].tolist()
+
+    @property
+    def text(self) -> str:
+        """What the output shows now (the generated text once finished)."""
+        return "".join(self._display()[0])
+
+
+def canvas_length_of(adapter: ModelAdapter) -> int:
+    """The canvas a uniform-noise model was trained on, else its default block size."""
+    return int(getattr(adapter, "canvas_length", None) or adapter.default_block_size)
+
+
+def plan_canvases(free: torch.Tensor, canvas_length: int) -> list[tuple[int, int]]:
+    """[start, end) of each canvas, in order: one starts at every free position not yet covered by an earlier
+    canvas and spans `canvas_length` positions (fewer at the end of the document)."""
+    canvases, covered = [], 0
+    for i in free.nonzero().squeeze(-1).tolist():
+        if i >= covered:
+            covered = min(i + canvas_length, len(free))
+            canvases.append((i, covered))
+    return canvases
