@@ -74,10 +74,15 @@ def load_adapter(name: str | None = None, *, device: str | None = None, dtype: s
     dev = pick_device(device)
     kwargs = {"local_files_only": not download}
     config = AutoConfig.from_pretrained(source, trust_remote_code=download, **kwargs)
+    label = name or DEFAULT_MODEL
+    if config.model_type == "diffusion_gemma":  # uniform noise, native in transformers: no mask token needed
+        from airquill.server.models.diffusion_gemma import DiffusionGemmaAdapter
+
+        return DiffusionGemmaAdapter.from_pretrained(source, name=label, device=dev,
+                                                     dtype=pick_dtype(dev, dtype), local_files_only=not download)
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=download, **kwargs)
     model_kwargs = {"dtype": pick_dtype(dev, dtype), **kwargs}
     family = getattr(config, "airquill_family", None)
-    label = name or DEFAULT_MODEL
     if family == "ar":
         raise ValueError(f"{label} is an autoregressive model; the diffusion sampler needs a masked model")
     if family == "masked":

@@ -46,15 +46,33 @@ def apply_replacements(message: Edit) -> tuple[str, list[Span]]:
     return text, spans
 
 
-def build_state(adapter: ModelAdapter, message: Generate | Edit, defaults: SamplingOptions) -> MaskedDenoiser | str:
-    """A sampler state, or the final text when an edit only replaces text. Bad requests raise ProtocolError."""
-    options = sampling_options(message.sampling, defaults)
+def uniform_options(sampling: Sampling, adapter: ModelAdapter):
+    """A uniform-noise model's settings: its checkpoint's own, then what the request asked for (the step budget
+    is the most steps per canvas; `threshold` / `entropy` pick the acceptance rule; the canvas is the model's)."""
+    from airquill.server.sampling.uniform import UniformOptions
+
+    given = {"max_steps": sampling.steps, "threshold": sampling.threshold, "entropy_bound": sampling.entropy_bound,
+             "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed}
+    if sampling.schedule in ("threshold", "entropy"):
+        given["acceptance"] = sampling.schedule
+    return UniformOptions.for_adapter(adapter, **{k: v for k, v in given.items() if v is not None})
+
+
+def build_state(adapter: ModelAdapter, message: Generate | Edit, defaults: SamplingOptions):
+    """A sampler state (masked or uniform, by the model's family), or the final text when an edit only replaces
+    text. Bad requests raise ProtocolError."""
+    if adapter.family == "uniform":
+        from airquill.server.sampling.uniform import UniformDenoiser as denoiser
+
+        options = uniform_options(message.sampling, adapter)
+    else:
+        denoiser, options = MaskedDenoiser, sampling_options(message.sampling, defaults)
     try:
         if isinstance(message, Generate):
-            return MaskedDenoiser.for_generation(adapter, message.prompt, message.length, options)
+            return denoiser.for_generation(adapter, message.prompt, message.length, options)
         text, spans = apply_replacements(message)
         if not spans:
             return text
-        return MaskedDenoiser.for_infill(adapter, text, spans, options)
+        return denoiser.for_infill(adapter, text, spans, options)
     except ValueError as err:
         raise ProtocolError("invalid_request", str(err), message.request_id) from None
