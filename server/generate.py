@@ -13,7 +13,16 @@ from airquill.shared.step import Step
 def run_generate(*, model: str | None, prompt: str, length: int, options: SamplingOptions,
                  device: str | None = None) -> tuple[Iterator[Step], dict]:
     adapter = load_adapter(model, device=device)
-    state = MaskedDenoiser.for_generation(adapter, prompt, length, options)
+    if adapter.family == "uniform":  # canvases of random tokens: the model's own settings, then the asked ones
+        from airquill.server.sampling.uniform import UniformDenoiser, UniformOptions
+
+        chosen = {"max_steps": options.steps, "temperature": options.temperature, "top_p": options.top_p,
+                  "seed": options.seed, "threshold": options.threshold, "entropy_bound": options.entropy_bound}
+        if options.schedule in ("threshold", "entropy"):
+            chosen["acceptance"] = options.schedule
+        state = UniformDenoiser.for_generation(adapter, prompt, length, UniformOptions.for_adapter(adapter, **chosen))
+    else:
+        state = MaskedDenoiser.for_generation(adapter, prompt, length, options)
 
     def steps() -> Iterator[Step]:
         yield state.initial_step()
