@@ -336,3 +336,16 @@ def test_served_through_load_adapter_and_the_real_server(gemma, tokenizer, tmp_p
     assert steps[0].index == 0 and any(c.noise == 1.0 for c in steps[0].changes)  # the canvas starts as noise
     assert steps[-1].is_final and state.text == done.text and all(cell.noise == 0.0 for cell in state.cells)
     assert 1 < len(steps) <= 1 + 2 * 4  # at most 4 steps per canvas, two canvases
+
+
+def test_airquill_generate_runs_a_uniform_model(gemma, tokenizer, tmp_path):
+    """`airquill generate --model <folder>` on a DiffusionGemma checkpoint: the terminal's step stream."""
+    from airquill.server.generate import run_generate
+    from airquill.server.sampling.options import SamplingOptions
+
+    gemma.model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    steps, info = run_generate(model=str(tmp_path), prompt=PROMPT, length=CANVAS,
+                               options=SamplingOptions(steps=3, seed=1), device="cpu")
+    trace = list(steps)
+    assert trace[0].index == 0 and trace[-1].is_final and 2 <= len(trace) <= 4
