@@ -53,6 +53,9 @@ class RequestStream:
                 self._done.set_result(item)
             else:
                 self._done.set_exception(item)
+                # a reader that stopped at `steps()` (which raised the same error) never awaits `result()`:
+                # mark the error as seen so asyncio does not log it as "never retrieved" at shutdown
+                self._done.exception()
 
     async def steps(self) -> AsyncIterator[Step]:
         """Every step frame of this request (coalesced by the server if this client reads slowly)."""
