@@ -197,12 +197,15 @@ class Controller:
         self.tell(f"{event.source}: {event.message}")
 
     def submit(self) -> None:
-        """Enter: typed text replaces the selection if there is one, else it is the prompt for the panel."""
+        """Enter: typed text replaces the selection if there is one, else it is the prompt for the selected panel
+        (for a new panel when the selected one is still condensing)."""
         text, panel = self.typed, self.selected()
         if panel is not None and panel.selection is not None:
             self.editor.replace(panel, text)
         else:
-            self.editor.generate(panel or self.new_panel(), text)
+            if panel is None or self.editor.app.busy(panel):  # a busy panel keeps condensing: use a new one
+                panel = self.new_panel()
+            self.editor.generate(panel, text)
         self.typed = ""
 
     def new_panel(self) -> Panel:

@@ -121,3 +121,40 @@ def test_vr_command_without_a_runtime_says_what_to_install():
     assert result.returncode == 2
     assert "No OpenXR runtime was found" in result.stderr and "SteamVR" in result.stderr
     assert "airquill desktop" in result.stderr
+
+
+WORKSPACE_SCRIPT = """
+import functools, json, sys
+from pathlib import Path
+import glfw
+from airquill.demo import child_server, _show
+from airquill.vr_client.hosts.desktop import DesktopHost
+from airquill.vr_client.workspace import WorkspaceConfig
+
+session = Path(sys.argv[1])
+host = DesktopHost((640, 400))
+run = host.run
+def scripted_run(scene, *, before_frame):  # type a prompt and press Enter, then run frames
+    for char in "Amen":
+        host.type_char(char)
+    host.key(glfw.KEY_ENTER, glfw.PRESS)
+    run(scene, before_frame=before_frame, max_frames=120)
+host.run = scripted_run
+with child_server() as (url, token):
+    rc = _show(host, url, token, Path("unused.gif"), WorkspaceConfig(session=session, output=session.parent / "out"))
+assert rc == 0 and host.ctx.error == "GL_NO_ERROR", host.ctx.error
+panels = json.loads(session.read_text())["panels"]
+assert [p["panel_id"] for p in panels] == ["panel-1", "panel-2", "panel-3", "panel-4"], panels
+assert panels[3]["title"] == "Amen" and panels[3]["prompt"] == "Amen", panels[3]  # panel-1 was still busy
+print("workspace ok")
+"""
+
+
+def test_desktop_workspace_end_to_end(display, tmp_path):
+    """`airquill desktop`'s path in its own process: a real child server, the workspace on a glfw window
+    under Xvfb; a prompt typed while the selected panel still condenses goes to a new panel, and the session is
+    saved on exit."""
+    result = subprocess.run([sys.executable, "-c", WORKSPACE_SCRIPT, str(tmp_path / "session.json")],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "workspace ok" in result.stdout
