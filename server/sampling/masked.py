@@ -70,12 +70,8 @@ class MaskedDenoiser:
     @classmethod
     def for_generation(cls, adapter: ModelAdapter, prompt: str, length: int, options: SamplingOptions, *,
                        display: TokenDisplay | None = None) -> MaskedDenoiser:
-        if not prompt or not prompt.strip():
-            raise ValueError("prompt is empty")
-        prompt_ids = adapter.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        limit = adapter.max_length - len(prompt_ids)
-        if length < 1 or length > limit:
-            raise ValueError(f"length must be between 1 and {limit} tokens for this prompt and model, got {length}")
+        prompt_ids = prompt_tokens(adapter, prompt)
+        check_length(length, adapter.max_length - len(prompt_ids))
         block = options.block_size or adapter.default_block_size
         state = cls(adapter, prompt_ids + [adapter.mask_id] * length, len(prompt_ids), options,
                     block_size=block, display=display or TokenDisplay(adapter.tokenizer))
@@ -241,6 +237,18 @@ class MaskedDenoiser:
     @property
     def text(self) -> str:
         return "".join(self.display.strings(self._visible_ids()))
+
+
+def prompt_tokens(adapter: ModelAdapter, prompt: str) -> list[int]:
+    """The prompt's token ids (no special tokens); an empty prompt is a clear error."""
+    if not prompt or not prompt.strip():
+        raise ValueError("prompt is empty")
+    return adapter.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
+def check_length(length: int, limit: int) -> None:
+    if length < 1 or length > limit:
+        raise ValueError(f"length must be between 1 and {limit} tokens for this prompt and model, got {length}")
 
 
 def split_budget(counts: Sequence[int], steps: int) -> list[int]:

@@ -33,7 +33,7 @@ import torch
 
 from airquill.server.models.base import ForwardRequest, ModelAdapter
 from airquill.server.sampling.display import TokenDisplay
-from airquill.server.sampling.masked import Span, _exact_tokens
+from airquill.server.sampling.masked import Span, _exact_tokens, check_length, prompt_tokens
 from airquill.server.sampling.noise import _top_p, draw
 from airquill.shared.step import FinishReason, Step, TokenChange
 
@@ -244,14 +244,9 @@ class UniformDenoiser:
     @classmethod
     def for_generation(cls, adapter: ModelAdapter, prompt: str, length: int, options: UniformOptions, *,
                        display: TokenDisplay | None = None) -> UniformDenoiser:
-        if not prompt or not prompt.strip():
-            raise ValueError("prompt is empty")
-        prefix = list(getattr(adapter, "prompt_prefix", ()))
-        prefix += adapter.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        prefix = list(getattr(adapter, "prompt_prefix", ())) + prompt_tokens(adapter, prompt)
         canvas = options.canvas_length or canvas_length_of(adapter)
-        limit = (adapter.max_length - len(prefix)) // canvas * canvas
-        if length < 1 or length > limit:
-            raise ValueError(f"length must be between 1 and {limit} tokens for this prompt and model, got {length}")
+        check_length(length, (adapter.max_length - len(prefix)) // canvas * canvas)
         n = math.ceil(length / canvas) * canvas
         state = cls(adapter, prefix + [0] * n, [False] * len(prefix) + [True] * n, len(prefix), length, options,
                     display=display or TokenDisplay(adapter.tokenizer))
