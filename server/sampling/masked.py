@@ -81,31 +81,13 @@ class MaskedDenoiser:
     @classmethod
     def for_infill(cls, adapter: ModelAdapter, text: str, spans: Sequence[Span], options: SamplingOptions, *,
                    display: TokenDisplay | None = None) -> MaskedDenoiser:
-        spans = sorted(spans, key=lambda s: s.start)
-        if not spans:
-            raise ValueError("no spans to regenerate")
-        previous_end = 0
-        for span in spans:
-            if not 0 <= span.start <= span.end <= len(text):
-                raise ValueError(f"span [{span.start}, {span.end}) lies outside the text (length {len(text)})")
-            if span.start < previous_end:
-                raise ValueError(f"span [{span.start}, {span.end}) overlaps the span before it")
-            if span.new_length is not None and span.new_length < 1:
-                raise ValueError(f"a span's new length must be at least 1 token, got {span.new_length}")
-            if span.end == span.start and span.new_length is None:
-                raise ValueError(f"the empty span at {span.start} needs a new length")
-            previous_end = span.end
         display = display or TokenDisplay(adapter.tokenizer)
+        pieces, tail = infill_layout(adapter, display, text, spans)
         document: list[int] = []
-        cursor = 0
-        for span in spans:
-            document += _exact_tokens(adapter, display, text[cursor : span.start])
-            original = adapter.tokenizer(text[span.start : span.end], add_special_tokens=False)["input_ids"]
-            document += [adapter.mask_id] * (span.new_length or max(1, len(original)))
-            cursor = span.end
-        document += _exact_tokens(adapter, display, text[cursor:])
-        if len(document) > adapter.max_length:
-            raise ValueError(f"the text is {len(document)} tokens; this model takes at most {adapter.max_length}")
+        for context, n in pieces:
+            document += context + [adapter.mask_id] * n
+        document += tail
+        check_document_length(adapter, len(document))
         block = options.block_size or adapter.widest_block_size
         return cls(adapter, document, 0, options, block_size=block, display=display)
 
@@ -249,6 +231,35 @@ def prompt_tokens(adapter: ModelAdapter, prompt: str) -> list[int]:
 def check_length(length: int, limit: int) -> None:
     if length < 1 or length > limit:
         raise ValueError(f"length must be between 1 and {limit} tokens for this prompt and model, got {length}")
+
+
+def infill_layout(adapter: ModelAdapter, display: TokenDisplay, text: str,
+                  spans: Sequence[Span]) -> tuple[list[tuple[list[int], int]], list[int]]:
+    """Check the spans (character offsets, in order, not overlapping) and lay the text out around them: for each
+    span the exact tokens of the text before it and how many tokens it gets, then the tokens after the last."""
+    spans = sorted(spans, key=lambda s: s.start)
+    if not spans:
+        raise ValueError("no spans to regenerate")
+    pieces, cursor = [], 0
+    for span in spans:
+        if not 0 <= span.start <= span.end <= len(text):
+            raise ValueError(f"span [{span.start}, {span.end}) lies outside the text (length {len(text)})")
+        if span.start < cursor:
+            raise ValueError(f"span [{span.start}, {span.end}) overlaps the span before it")
+        if span.new_length is not None and span.new_length < 1:
+            raise ValueError(f"a span's new length must be at least 1 token, got {span.new_length}")
+        if span.end == span.start and span.new_length is None:
+            raise ValueError(f"the empty span at {span.start} needs a new length")
+        original = adapter.tokenizer(text[span.start : span.end], add_special_tokens=False)["input_ids"]
+        context = _exact_tokens(adapter, display, text[cursor : span.start])
+        pieces.append((context, span.new_length or max(1, len(original))))
+        cursor = span.end
+    return pieces, _exact_tokens(adapter, display, text[cursor:])
+
+
+def check_document_length(adapter: ModelAdapter, length: int) -> None:
+    if length > adapter.max_length:
+        raise ValueError(f"the text is {length} tokens; this model takes at most {adapter.max_length}")
 
 
 def split_budget(counts: Sequence[int], steps: int) -> list[int]:

@@ -33,7 +33,8 @@ import torch
 
 from airquill.server.models.base import ForwardRequest, ModelAdapter
 from airquill.server.sampling.display import TokenDisplay
-from airquill.server.sampling.masked import Span, _exact_tokens, check_length, prompt_tokens
+from airquill.server.sampling.masked import (Span, check_document_length, check_length, infill_layout,
+                                             prompt_tokens)
 from airquill.server.sampling.noise import _top_p, draw
 from airquill.shared.step import FinishReason, Step, TokenChange
 
@@ -257,29 +258,15 @@ class UniformDenoiser:
     def for_infill(cls, adapter: ModelAdapter, text: str, spans: Sequence[Span], options: UniformOptions, *,
                    display: TokenDisplay | None = None) -> UniformDenoiser:
         """Re-noise the spans of `text` with random tokens and refine only them; the rest stays byte-identical."""
-        spans = sorted(spans, key=lambda s: s.start)
-        if not spans:
-            raise ValueError("no spans to regenerate")
         display = display or TokenDisplay(adapter.tokenizer)
+        pieces, tail = infill_layout(adapter, display, text, spans)
         prefix = list(getattr(adapter, "prompt_prefix", ()))
-        document, free, cursor = list(prefix), [False] * len(prefix), 0
-        for span in spans:
-            if not cursor <= span.start <= span.end <= len(text):
-                raise ValueError(f"span [{span.start}, {span.end}) lies outside the text or overlaps the one before")
-            if span.new_length is not None and span.new_length < 1:
-                raise ValueError(f"a span's new length must be at least 1 token, got {span.new_length}")
-            if span.end == span.start and span.new_length is None:
-                raise ValueError(f"the empty span at {span.start} needs a new length")
-            context = _exact_tokens(adapter, display, text[cursor : span.start])
-            original = adapter.tokenizer(text[span.start : span.end], add_special_tokens=False)["input_ids"]
-            n = span.new_length or max(1, len(original))
+        document, free = list(prefix), [False] * len(prefix)
+        for context, n in pieces:
             document += context + [0] * n
             free += [False] * len(context) + [True] * n
-            cursor = span.end
-        tail = _exact_tokens(adapter, display, text[cursor:])
         document, free = document + tail, free + [False] * len(tail)
-        if len(document) > adapter.max_length:
-            raise ValueError(f"the text is {len(document)} tokens; this model takes at most {adapter.max_length}")
+        check_document_length(adapter, len(document))
         return cls(adapter, document, free, len(prefix), len(document) - len(prefix), options, display=display)
 
     # --- the state machine -------------------------------------------------------------------------

@@ -368,7 +368,7 @@ def test_plan_canvases():
 def test_infill_needs_context_before_the_first_span(tiny):
     with pytest.raises(ValueError, match="clean context before it"):
         UniformDenoiser.for_infill(tiny, "Edge at the start", [Span(0, 4)], UniformOptions())
-    with pytest.raises(ValueError, match="outside the text or overlaps"):
+    with pytest.raises(ValueError, match="overlaps the span before it"):
         UniformDenoiser.for_infill(tiny, "abcdef", [Span(1, 3), Span(2, 5)], UniformOptions())
     with pytest.raises(ValueError, match="no spans"):
         UniformDenoiser.for_infill(tiny, "abcdef", [], UniformOptions())
