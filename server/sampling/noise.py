@@ -29,10 +29,7 @@ def draw(logits: torch.Tensor, *, temperature: float, top_p: float, generator: t
         logits[:, penalized] = torch.where(chosen > 0, chosen / penalty, chosen * penalty)
     if banned:
         logits[:, list(banned)] = float("-inf")
-    if temperature > 0:
-        logits = logits / temperature
-    if top_p < 1.0:
-        logits = _top_p(logits, top_p)
+    logits = tempered(logits, temperature=temperature, top_p=top_p)
     logp = torch.log_softmax(logits, dim=-1)
     probs = logp.exp()
     entropy = -(probs * torch.where(probs > 0, logp, torch.zeros_like(logp))).sum(-1)
@@ -43,6 +40,14 @@ def draw(logits: torch.Tensor, *, temperature: float, top_p: float, generator: t
         tokens = logp.argmax(-1)
     confidence = probs.gather(-1, tokens[:, None]).squeeze(-1)
     return Draw(tokens=tokens, confidence=confidence, entropy=entropy)
+
+
+def tempered(logits: torch.Tensor, *, temperature: float, top_p: float) -> torch.Tensor:
+    """The sampling distribution's logits, in the dtype and on the device given: divided by the temperature
+    (unchanged when greedy), then cut to the top-p nucleus."""
+    if temperature > 0:
+        logits = logits / temperature
+    return _top_p(logits, top_p) if top_p < 1.0 else logits
 
 
 def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:

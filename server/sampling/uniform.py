@@ -35,7 +35,7 @@ from airquill.server.models.base import ForwardRequest, ModelAdapter
 from airquill.server.sampling.display import TokenDisplay
 from airquill.server.sampling.masked import (Span, check_document_length, check_length, infill_layout,
                                              prompt_tokens)
-from airquill.server.sampling.noise import _top_p, draw
+from airquill.server.sampling.noise import draw, tempered
 from airquill.shared.step import FinishReason, Step, TokenChange
 
 PROVISIONAL_NOISE = 0.5
@@ -334,12 +334,7 @@ class UniformDenoiser:
             bias[self.banned] = float("-inf")
             bias[self.vocab :] = float("-inf")
             self._bias = bias.to(logits.device)
-        proposal = logits.float() + self._bias
-        if temperature > 0:
-            proposal = proposal / temperature
-        if self.options.top_p < 1.0:
-            proposal = _top_p(proposal, self.options.top_p)
-        return proposal
+        return tempered(logits.float() + self._bias, temperature=temperature, top_p=self.options.top_p)
 
     def _self_conditioning(self, proposal: torch.Tensor, temperature: float, start: int, end: int) -> torch.Tensor:
         """The proposal distribution as logits for the next step. Greedy proposals give its limit, a one-hot of the
