@@ -16,11 +16,10 @@ def run_generate(*, model: str | None, prompt: str, length: int, options: Sampli
     if adapter.family == "uniform":  # canvases of random tokens: the model's own settings, then the asked ones
         from airquill.server.sampling.uniform import UniformDenoiser, UniformOptions
 
-        chosen = {"max_steps": options.steps, "temperature": options.temperature, "top_p": options.top_p,
-                  "seed": options.seed, "threshold": options.threshold, "entropy_bound": options.entropy_bound}
-        if options.schedule in ("threshold", "entropy"):
-            chosen["acceptance"] = options.schedule
-        state = UniformDenoiser.for_generation(adapter, prompt, length, UniformOptions.for_adapter(adapter, **chosen))
+        uniform = UniformOptions.for_request(adapter, steps=options.steps, schedule=options.schedule,
+                                             threshold=options.threshold, entropy_bound=options.entropy_bound,
+                                             temperature=options.temperature, top_p=options.top_p, seed=options.seed)
+        state = UniformDenoiser.for_generation(adapter, prompt, length, uniform)
     else:
         state = MaskedDenoiser.for_generation(adapter, prompt, length, options)
 

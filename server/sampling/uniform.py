@@ -147,6 +147,16 @@ class UniformOptions:
         }
         return make_acceptance(self.acceptance, **by_name.get(self.acceptance, {}))
 
+    @classmethod
+    def for_request(cls, adapter: ModelAdapter, *, steps: int | None = None, schedule: str | None = None,
+                    **given) -> UniformOptions:
+        """The checkpoint's settings, then what a request or the command line asked for (None: not asked). The
+        step budget is the most steps per canvas; schedule `threshold` / `entropy` picks the acceptance rule."""
+        overrides = {k: v for k, v in {"max_steps": steps, **given}.items() if v is not None}
+        if schedule in ("threshold", "entropy"):
+            overrides["acceptance"] = schedule
+        return cls.for_adapter(adapter, **overrides)
+
     def temperature_at(self, step: int) -> float:
         """DiffusionGemma's linear schedule: `temperature` at step 0, approaching `final_temperature` at the last
         (reached one step after it). Greedy (temperature 0) stays greedy."""

@@ -47,15 +47,12 @@ def apply_replacements(message: Edit) -> tuple[str, list[Span]]:
 
 
 def uniform_options(sampling: Sampling, adapter: ModelAdapter):
-    """A uniform-noise model's settings: its checkpoint's own, then what the request asked for (the step budget
-    is the most steps per canvas; `threshold` / `entropy` pick the acceptance rule; the canvas is the model's)."""
+    """A uniform-noise model's settings for a request (the canvas is the model's; `block_size` does not apply)."""
     from airquill.server.sampling.uniform import UniformOptions
 
-    given = {"max_steps": sampling.steps, "threshold": sampling.threshold, "entropy_bound": sampling.entropy_bound,
-             "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed}
-    if sampling.schedule in ("threshold", "entropy"):
-        given["acceptance"] = sampling.schedule
-    return UniformOptions.for_adapter(adapter, **{k: v for k, v in given.items() if v is not None})
+    return UniformOptions.for_request(adapter, steps=sampling.steps, schedule=sampling.schedule,
+                                      threshold=sampling.threshold, entropy_bound=sampling.entropy_bound,
+                                      temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
 
 
 def build_state(adapter: ModelAdapter, message: Generate | Edit, defaults: SamplingOptions):
