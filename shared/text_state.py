@@ -13,6 +13,17 @@ def noise_width(position: int) -> int:
     return 2 + (position * 2654435761 >> 7) % 4
 
 
+def random_token_glyphs(text: str, position: int) -> str:
+    """What a position holding a random token (uniform noise) shows: the token's own visible characters, cut or
+    repeated to the position's fixed noise width, so random word pieces flicker into words without moving the
+    layout. Empty for a mask (no text) or a token of only spaces: such a position shows plain noise glyphs."""
+    visible = "".join(c for c in text if not c.isspace() and c.isprintable())
+    if not visible:
+        return ""
+    width = noise_width(position)
+    return (visible * width)[:width]
+
+
 @dataclass(slots=True)
 class Cell:
     token_id: int = -1

@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.panel import Panel
 from rich.text import Text
 
-from airquill.shared.text_state import TextState, noise_width
+from airquill.shared.text_state import TextState, noise_width, random_token_glyphs
 
 NOISE_GLYPHS = "░▒▓·•∙◦⋅╌╍abcdefghijklmnopqrstuvwxyzßþæœ"
 
@@ -28,7 +28,9 @@ def render_state(state: TextState, status: Status, *, frame: int, fresh: set[int
     body = Text(prompt, style="bold cyan")
     for i, cell in enumerate(state.cells):
         if cell.noise >= 1.0:
-            body.append("".join(rng.choice(NOISE_GLYPHS) for _ in range(noise_width(i))), style="grey39")
+            shown = random_token_glyphs(cell.text, i)  # uniform noise shows its random tokens' own letters
+            shown = shown or "".join(rng.choice(NOISE_GLYPHS) for _ in range(noise_width(i)))
+            body.append(shown, style="grey39")
         elif cell.noise > 0:
             body.append(cell.text, style="grey62")
         else:

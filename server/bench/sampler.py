@@ -71,11 +71,16 @@ def heldout_prompts(tokenizer, *, count: int, prompt_tokens: int, length: int) -
 
 
 def run_masked(adapter, options: SamplingOptions, prompts, length: int) -> dict:
+    return run_states(adapter, prompts, lambda i, prompt: MaskedDenoiser.for_generation(
+        adapter, prompt, length, replace(options, seed=i)))
+
+
+def run_states(adapter, prompts, make_state) -> dict:
+    """Run one sampler state per prompt (`make_state(index, prompt text)`) through one scheduler: speed, forward
+    passes per generated token (per request) and model tokens per generated token."""
     tokenizer = adapter.tokenizer
     scheduler = Scheduler(adapter, max_batch=len(prompts))
-    states = [scheduler.submit(MaskedDenoiser.for_generation(adapter, tokenizer.decode(p), length,
-                                                             replace(options, seed=i)))
-              for i, p in enumerate(prompts)]
+    states = [scheduler.submit(make_state(i, tokenizer.decode(p))) for i, p in enumerate(prompts)]
     passes, processed = adapter.forward_passes, adapter.tokens_processed
     started = time.perf_counter()
     for _ in scheduler.run():
@@ -146,15 +151,21 @@ def measure(*, model: str | None, ar_model: str, length: int, batches: list[int]
                 run = run_masked(adapter, setting.options, prompts, length)
             rows.append({"setting": setting.label, "family": "ar" if setting.options is None else "masked",
                          **{k: v for k, v in run.items() if k != "samples"}, **quality(scorer, prompts, run["samples"])})
-        ar = rows[0]
-        for row in rows:
-            row["genppl_ratio"] = row["genppl"] / ar["genppl"]
-            row["entropy_gap"] = abs(row["entropy"] - held["entropy"]) / held["entropy"]
-            row["qualifies"] = row["family"] == "masked" and row["genppl_ratio"] <= PPL_GATE \
-                and row["entropy_gap"] <= ENTROPY_GATE
-            row["speedup"] = row["tokens_per_s"] / ar["tokens_per_s"]
-        results["batches"][batch] = {"heldout": held, "rows": rows}
+        results["batches"][batch] = {"heldout": held, "rows": judge(rows, held)}
     return summarize(results)
+
+
+def judge(rows: list[dict], held: dict) -> list[dict]:
+    """Each row against the AR twin's (the first row): perplexity ratio, entropy gap to held-out text, speedup,
+    and whether a diffusion row qualifies."""
+    ar = rows[0]
+    for row in rows:
+        row["genppl_ratio"] = row["genppl"] / ar["genppl"]
+        row["entropy_gap"] = abs(row["entropy"] - held["entropy"]) / held["entropy"]
+        row["qualifies"] = row["family"] != "ar" and row["genppl_ratio"] <= PPL_GATE \
+            and row["entropy_gap"] <= ENTROPY_GATE
+        row["speedup"] = row["tokens_per_s"] / ar["tokens_per_s"]
+    return rows
 
 
 def summarize(results: dict) -> dict:
@@ -183,7 +194,8 @@ def plot(results: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(results["batches"]), figsize=(6 * len(results["batches"]), 4.5), squeeze=False)
     for ax, (batch, data) in zip(axes[0], results["batches"].items()):
-        for family, marker in (("masked", "o"), ("ar", "s")):
+        families = dict.fromkeys(r["family"] for r in data["rows"])
+        for family, marker in zip(families, "osD^v"):
             rows = [r for r in data["rows"] if r["family"] == family]
             ax.scatter([r["tokens_per_s"] for r in rows], [r["genppl"] for r in rows], marker=marker, label=family)
             front, best = [], float("inf")
@@ -199,17 +211,28 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def report(results: dict) -> str:
-    lines = [f"bench sampler: {results['model']} vs {results['ar_model']}, {results['length']} tokens"]
+def batch_lines(results: dict, row_line) -> list[str]:
+    """Per batch size: the held-out text's figures, then `row_line(row)` for each setting."""
+    lines = []
     for batch, data in results["batches"].items():
         held = data["heldout"]
         lines.append(f"batch {batch}: held-out text genppl {held['genppl']:.1f}, entropy {held['entropy']:.3f}, "
                      f"distinct-2 {held['distinct2']:.3f}")
-        for r in data["rows"]:
-            lines.append(f"  {r['setting']:<38} {r['tokens_per_s']:8.1f} tok/s x{r['speedup']:5.2f} | "
-                         f"fwd/tok {r['forwards_per_token']:5.3f} | model tok/tok {r['model_tokens_per_token']:6.1f} | "
-                         f"genppl {r['genppl']:7.1f} ({r['genppl_ratio']:4.2f}x AR) | entropy {r['entropy']:.3f} "
-                         f"| d2 {r['distinct2']:.3f} | {'qualifies' if r['qualifies'] else '-'}")
+        lines += [row_line(r) for r in data["rows"]]
+    return lines
+
+
+def quality_cells(r: dict) -> str:
+    return (f"genppl {r['genppl']:8.1f} ({r['genppl_ratio']:5.2f}x AR) | entropy {r['entropy']:.3f} | "
+            f"d2 {r['distinct2']:.3f} | {'qualifies' if r['qualifies'] else '-'}")
+
+
+def report(results: dict) -> str:
+    lines = [f"bench sampler: {results['model']} vs {results['ar_model']}, {results['length']} tokens"]
+    lines += batch_lines(results, lambda r: (
+        f"  {r['setting']:<38} {r['tokens_per_s']:8.1f} tok/s x{r['speedup']:5.2f} | "
+        f"fwd/tok {r['forwards_per_token']:5.3f} | model tok/tok {r['model_tokens_per_token']:6.1f} | "
+        + quality_cells(r)))
     summary = {k: v for k, v in results.items() if k not in ("batches", "model", "ar_model", "length")}
     lines.append(json.dumps(summary, indent=1))
     return "\n".join(lines)

@@ -56,3 +56,13 @@ def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     drop = cumulative - sorted_logits.softmax(-1) >= top_p  # keep the smallest set reaching top_p
     sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
     return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+
+
+def ordinary_ids(tokenizer, vocab_size: int) -> torch.Tensor:
+    """The ids uniform noise is drawn from: every id below `vocab_size` that is not a special token. The
+    sampler's starting canvases and the uniform training objective use the same set."""
+    special = set(tokenizer.all_special_ids)
+    ids = torch.tensor([i for i in range(vocab_size) if i not in special], dtype=torch.long)
+    if not len(ids):
+        raise ValueError("the vocabulary has no ordinary tokens to draw noise from")
+    return ids

@@ -35,7 +35,7 @@ from airquill.server.models.base import ForwardRequest, ModelAdapter
 from airquill.server.sampling.display import TokenDisplay
 from airquill.server.sampling.masked import (Span, check_document_length, check_length, infill_layout,
                                              prompt_tokens)
-from airquill.server.sampling.noise import draw, tempered
+from airquill.server.sampling.noise import draw, ordinary_ids, tempered
 from airquill.shared.step import FinishReason, Step, TokenChange
 
 PROVISIONAL_NOISE = 0.5
@@ -221,10 +221,7 @@ class UniformDenoiser:
         tokenizer = adapter.tokenizer
         self.canvas_length = options.canvas_length or canvas_length_of(adapter)
         self.vocab = min(len(tokenizer), int(getattr(adapter, "vocab_size", None) or len(tokenizer)))
-        special = set(tokenizer.all_special_ids)
-        self.noise_ids = torch.tensor([i for i in range(self.vocab) if i not in special], dtype=torch.long)
-        if not len(self.noise_ids):
-            raise ValueError("the vocabulary has no ordinary tokens to draw noise from")
+        self.noise_ids = ordinary_ids(tokenizer, self.vocab)
         never = {tokenizer.pad_token_id, tokenizer.mask_token_id, *getattr(adapter, "never_propose", ())}
         self.banned = sorted(i for i in never if i is not None and i < self.vocab)
         self.generator = torch.Generator().manual_seed(options.seed)

@@ -14,6 +14,16 @@ ARCHITECTURE = {
                "linear schedule (mask ratio t per block, masked cross-entropy weighted by 1/t)."),
     "ar": ("The same Llama-style decoder trained causally with next-token cross-entropy: the autoregressive "
            "twin (same tokenizer, corpus, size and token budget) that benchmarks compare against."),
+    "uniform": ("DiffusionGemma's shape (transformers' `DiffusionGemmaForBlockDiffusion`), small: a causal encoder "
+                "and a bidirectional decoder sharing their weights (five sliding-window layers to one full-attention "
+                "layer, a dense MLP beside a two-expert MoE with one expert active, tied embeddings, logit "
+                "soft-capping), and a self-conditioning block that feeds the previous step's prediction back in. "
+                "The encoder caches the clean prefix; the decoder refines a canvas of random tokens. Objective: "
+                "each canvas of a training window gets a noise ratio t ~ U(0, 1]; each token is replaced by a "
+                "uniformly random ordinary token with probability t; the decoder predicts the clean token at every "
+                "canvas position (mean cross-entropy: the validation loss is that, not an ELBO, so it is not "
+                "comparable with the masked model's). Half the steps train with self-conditioning. The sampler's "
+                "prefix cache is exact: the encoder is causal and the decoder only reads its cache."),
 }
 
 
@@ -22,17 +32,23 @@ SAMPLE_PROMPTS = ("And God said", "In the beginning", "The LORD is my shepherd")
 
 def sample_texts(model_dir, family: str, *, length: int = 64) -> list[tuple[str, str]]:
     """A few samples at the demo's settings (masked: linear schedule, 2 tokens per step, temperature 0.8,
-    top-p 0.95; AR: the same temperature and top-p), seeds 0, 1, 2."""
-    if family == "masked":
+    top-p 0.95; uniform: the sampler's defaults; AR: the same temperature and top-p), seeds 0, 1, 2."""
+    if family in ("masked", "uniform"):
         from airquill.server.models.loader import load_adapter
         from airquill.server.sampling.drivers import denoise
         from airquill.server.sampling.masked import MaskedDenoiser
         from airquill.server.sampling.options import SamplingOptions
+        from airquill.server.sampling.uniform import UniformDenoiser, UniformOptions
 
         adapter = load_adapter(str(model_dir), device="cpu")
         out = []
         for seed, prompt in enumerate(SAMPLE_PROMPTS):
-            state = MaskedDenoiser.for_generation(adapter, prompt, length, SamplingOptions(steps=length // 2, seed=seed))
+            if family == "masked":
+                state = MaskedDenoiser.for_generation(adapter, prompt, length,
+                                                      SamplingOptions(steps=length // 2, seed=seed))
+            else:
+                state = UniformDenoiser.for_generation(adapter, prompt, length,
+                                                       UniformOptions.for_adapter(adapter, seed=seed))
             denoise(adapter, state)
             out.append((prompt, state.text))
         return out
@@ -56,6 +72,9 @@ def model_card(stats: dict, *, parameters: int, command: str, samples: list[tupl
     history = stats["history"]
     val = f"{history[-1]['val_loss']:.4f} (step {history[-1]['step']})" if history else "not measured"
     sample_text = "\n\n".join(f"> **{p}**{t.replace(chr(10), ' / ')}" for p, t in samples) or "(none)"
+    experts = (f" (dense {shape['intermediate'] - shape['expert_intermediate']} + {shape['experts']} experts of "
+               f"{shape['expert_intermediate']}, one active; canvas {cfg['default_block_size']})"
+               if stats["family"] == "uniform" else "")
     curve = "\n".join(f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} |" for h in history)
     return f"""# {stats['name']}
 
@@ -66,7 +85,7 @@ def model_card(stats: dict, *, parameters: int, command: str, samples: list[tupl
 | family | {stats['family']} |
 | corpus | `{cfg['data']}` (every 50th document held out for validation) |
 | tokenizer | byte-level BPE, {stats['vocab_size']} tokens (tokenizers library), special tokens `<pad> <mask> <eos> <bos>` |
-| shape | {shape['layers']} layers, hidden {shape['hidden']}, {shape['heads']} heads, MLP {shape['intermediate']}; {parameters / 1e6:.2f} M parameters, stored as fp16 safetensors |
+| shape | {shape['layers']} layers, hidden {shape['hidden']}, {shape['heads']} heads, MLP {shape['intermediate']}{experts}; {parameters / 1e6:.2f} M parameters, stored as fp16 safetensors |
 | training | {stats['steps']} steps × {cfg['batch_size']} × {cfg['seq_len']} tokens = {stats['tokens']:,} tokens; AdamW lr {cfg['lr']} (warm-up {cfg['warmup']}, cosine to 10 %), clip {cfg['clip']}; block sizes {cfg['block_sizes']} |
 | wall time | {stats['wall_seconds'] / 3600:.2f} h on {stats['hardware']} |
 | validation loss | {val} |

@@ -1,4 +1,5 @@
-"""Training losses: MDLM (absorbing-state masked diffusion, block-causal) and next-token prediction."""
+"""Training losses: MDLM (absorbing-state masked diffusion, block-causal), next-token prediction, and the
+DiffusionGemma-shaped model's canvas denoising with uniform (or, for comparison, absorbing) noise."""
 from __future__ import annotations
 
 import torch
@@ -24,11 +25,7 @@ def mdlm_loss(
     continuous-time ELBO for alpha_t = 1 - t asks. The loss is averaged per token.
     """
     batch, length = x0.shape
-    n_blocks = -(-length // block_size)
-    u = torch.rand(1, generator=generator)
-    t = (u + torch.arange(batch * n_blocks) / (batch * n_blocks)) % 1.0
-    t = t[torch.randperm(batch * n_blocks, generator=generator)].view(batch, n_blocks).clamp_min(T_MIN)
-    t_tok = t.repeat_interleave(block_size, dim=1)[:, :length]
+    t_tok = block_ratios(batch, length, block_size, generator)
     masked = torch.rand(batch, length, generator=generator) < t_tok
     xt = torch.where(masked, torch.full_like(x0, mask_id), x0)
     mask, pos = training_mask(length, block_size)
@@ -41,6 +38,86 @@ def mdlm_loss(
     logits = model.lm_head(hidden[:, :length]).float()  # only the noisy half is scored
     ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), x0.reshape(-1), reduction="none").view(batch, length)
     return (ce * masked / t_tok).sum() / (batch * length)
+
+
+def block_ratios(batch: int, length: int, block_size: int, generator: torch.Generator) -> torch.Tensor:
+    """A noise ratio t ~ U(T_MIN, 1] per block of each sequence (antithetic across the batch: the ratios are
+    evenly spread with one random offset), repeated over the block's tokens: [batch, length]."""
+    n_blocks = -(-length // block_size)
+    u = torch.rand(1, generator=generator)
+    t = (u + torch.arange(batch * n_blocks) / (batch * n_blocks)) % 1.0
+    t = t[torch.randperm(batch * n_blocks, generator=generator)].view(batch, n_blocks).clamp_min(T_MIN)
+    return t.repeat_interleave(block_size, dim=1)[:, :length]
+
+
+def canvas_loss(
+    model: torch.nn.Module,
+    x0: torch.Tensor,
+    *,
+    canvas: int,
+    generator: torch.Generator,
+    noise: str = "uniform",
+    noise_ids: torch.Tensor | None = None,
+    mask_id: int | None = None,
+    self_conditioning: float = 0.5,
+) -> torch.Tensor:
+    """Canvas denoising for a DiffusionGemma-shaped model, every canvas of a window in one pass.
+
+    The causal encoder reads the clean window once into its cache. The window is cut into canvases of `canvas`
+    tokens, each with its own noise ratio t (as `block_ratios`); the decoder refines all noisy canvases
+    together, each one attending to the clean cache before it and bidirectionally to itself, exactly what it
+    sees when sampling a canvas after that prefix. `noise`:
+      uniform    a noised token becomes a random ordinary token (`noise_ids`); the decoder cannot tell which
+                 tokens were noised, so every position is scored: mean cross-entropy of the clean token.
+      absorbing  a noised token becomes `mask_id`; MDLM's ELBO (masked cross-entropy weighted by 1/t).
+    With probability `self_conditioning` a step first decodes without self-conditioning (no gradient) and then
+    decodes again with those logits as the self-conditioning signal, so the model learns to use the previous
+    step's prediction that the sampler hands it.
+    """
+    from transformers import DynamicCache
+
+    batch, length = x0.shape
+    t_tok = block_ratios(batch, length, canvas, generator)
+    noised = torch.rand(batch, length, generator=generator) < t_tok
+    if noise == "uniform":
+        if noise_ids is None:
+            raise ValueError("uniform noise needs the ids to draw from")
+        random = noise_ids[torch.randint(len(noise_ids), (batch, length), generator=generator)]
+        xt = torch.where(noised, random, x0)
+    elif noise == "absorbing":
+        if mask_id is None:
+            raise ValueError("absorbing noise needs a mask token")
+        xt = torch.where(noised, torch.full_like(x0, mask_id), x0)
+    else:
+        raise ValueError(f"unknown noise {noise!r}; choose from uniform, absorbing")
+    positions = torch.arange(length)[None].expand(batch, -1)
+    cache = DynamicCache(config=model.config.get_text_config())
+    model.model.encoder(input_ids=x0, cache=cache, position_ids=positions)
+    masks = canvas_masks(model.config.get_text_config(), batch, length, canvas)
+
+    def decode(previous: torch.Tensor | None) -> torch.Tensor:
+        return model(decoder_input_ids=xt, cache=cache, self_conditioning_logits=previous,
+                     decoder_attention_mask=masks, decoder_position_ids=positions).logits
+
+    previous = None
+    if float(torch.rand(1, generator=generator)) < self_conditioning:
+        with torch.no_grad():
+            previous = decode(None).detach()
+    logits = decode(previous).float()
+    ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), x0.reshape(-1), reduction="none").view(batch, length)
+    if noise == "uniform":
+        return ce.mean()
+    return (ce * noised / t_tok).sum() / (batch * length)
+
+
+def canvas_masks(text_config, batch: int, length: int, canvas: int) -> dict[str, torch.Tensor]:
+    """The decoder's attention masks (True: attend) over [clean cache | noisy canvases] for every layer type:
+    a canvas sees the clean tokens before it and all of itself."""
+    block = torch.arange(length) // canvas
+    sees_cache = torch.arange(length)[None, :] < (block * canvas)[:, None]
+    sees_canvas = block[None, :] == block[:, None]
+    mask = torch.cat([sees_cache, sees_canvas], dim=1)[None, None].expand(batch, 1, -1, -1)
+    return {layer_type: mask for layer_type in set(text_config.layer_types)}
 
 
 def ar_loss(model: torch.nn.Module, x0: torch.Tensor, **_: object) -> torch.Tensor:

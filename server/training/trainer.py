@@ -1,4 +1,4 @@
-"""`airquill train`: tokenizer + masked-diffusion or autoregressive model on a folder of text.
+"""`airquill train`: tokenizer + masked-diffusion, uniform-noise or autoregressive model on a folder of text.
 
 Checkpoints are written atomically every `checkpoint_every` steps and on Ctrl-C; a rerun with the same output
 folder resumes from the last one with the same data order (every batch is drawn from a generator seeded by
@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from airquill.server.training.architecture import FAMILIES, ModelShape, build_model
 from airquill.server.training.corpus import load_corpus
 from airquill.server.training.model_card import hardware, model_card, sample_texts
-from airquill.server.training.objectives import ar_loss, mdlm_loss
+from airquill.server.sampling.noise import ordinary_ids
+from airquill.server.training.objectives import ar_loss, canvas_loss, mdlm_loss
 from airquill.server.training.tokenizer import train_tokenizer
 
 CHECKPOINT = "checkpoint.pt"
@@ -37,7 +38,9 @@ class TrainConfig:
     seq_len: int = 256
     batch_size: int = 16
     block_sizes: tuple[int, ...] = (16, 32, 64, 256)
-    default_block_size: int = 32
+    default_block_size: int = 32  # uniform family: the canvas length
+    noise: str = "uniform"  # uniform family: uniform | absorbing (the comparison)
+    self_conditioning: float = 0.5  # uniform family: share of steps trained with self-conditioning
     tokens: int = 20_000_000
     lr: float = 1e-3
     warmup: int = 200
@@ -96,6 +99,10 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, *, command: str = "airquill train"):
         if cfg.family not in FAMILIES:
             raise ValueError(f"unknown family {cfg.family!r}; choose from {', '.join(FAMILIES)}")
+        if cfg.noise not in NOISES:
+            raise ValueError(f"unknown noise {cfg.noise!r}; choose from {', '.join(NOISES)}")
+        if not 0 <= cfg.self_conditioning <= 1:
+            raise ValueError(f"self-conditioning must be a share between 0 and 1, got {cfg.self_conditioning}")
         self.cfg, self.command = cfg, command
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -103,6 +110,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         corpus = load_corpus(Path(cfg.data))
         self.tokenizer, self.model = self._tokenizer_and_model(corpus.train)
+        self.noise_ids = ordinary_ids(self.tokenizer, len(self.tokenizer))
         self.train_stream = TokenStream(corpus.train, self.tokenizer, cfg.seq_len)
         self.eval_stream = TokenStream(corpus.heldout, self.tokenizer, cfg.seq_len)
         self.optimizer = torch.optim.AdamW(
@@ -116,12 +124,7 @@ class Trainer:
     def _tokenizer_and_model(self, train_docs: list[str]):
         cfg = self.cfg
         if cfg.init_from:
-            tokenizer = AutoTokenizer.from_pretrained(cfg.init_from)
-            model = AutoModelForCausalLM.from_pretrained(cfg.init_from, dtype=torch.float32)
-            family = getattr(model.config, "airquill_family", None)
-            if family != cfg.family:
-                raise ValueError(f"{cfg.init_from} is a {family!r} model, not {cfg.family!r}")
-            return tokenizer, model
+            return AutoTokenizer.from_pretrained(cfg.init_from), load_trained(cfg.init_from, cfg.family)
         tok_dir = self.out / "tokenizer"
         if (tok_dir / "tokenizer.json").exists():
             tokenizer = AutoTokenizer.from_pretrained(tok_dir)
@@ -136,7 +139,7 @@ class Trainer:
         if not path.exists():
             return
         state = torch.load(path, map_location="cpu", weights_only=False)
-        if _recipe(state["config"]) != _recipe(_jsonable(self.cfg)):
+        if _recipe({**ADDED_LATER, **state["config"]}) != _recipe(_jsonable(self.cfg)):
             raise ValueError(f"{path} was written with different settings; use another --out or remove it")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -159,8 +162,13 @@ class Trainer:
         )
 
     def loss(self, x0: torch.Tensor, generator: torch.Generator, block_size: int) -> torch.Tensor:
-        if self.cfg.family == "ar":
+        cfg = self.cfg
+        if cfg.family == "ar":
             return ar_loss(self.model, x0)
+        if cfg.family == "uniform":  # the canvas length is the model's, whatever block was drawn
+            return canvas_loss(self.model, x0, canvas=cfg.default_block_size, generator=generator, noise=cfg.noise,
+                               noise_ids=self.noise_ids, mask_id=self.tokenizer.mask_token_id,
+                               self_conditioning=cfg.self_conditioning if self.model.training else 0.0)
         return mdlm_loss(
             self.model, x0, mask_id=self.tokenizer.mask_token_id, block_size=block_size, generator=generator
         )
@@ -247,7 +255,21 @@ class Trainer:
         return final
 
 
+NOISES = ("uniform", "absorbing")
+ADDED_LATER = {"noise": "uniform", "self_conditioning": 0.5}  # settings older checkpoints do not record
 NOT_RECIPE = ("out", "threads", "eval_every", "checkpoint_every", "eval_batches")
+
+
+def load_trained(path: str, family: str):
+    """A model `airquill train` saved, in float32 for training; refuses a model of another family."""
+    found = getattr(AutoConfig.from_pretrained(path), "airquill_family", None)
+    if found != family:
+        raise ValueError(f"{path} is a {found!r} model, not {family!r}")
+    if family == "uniform":
+        from transformers import DiffusionGemmaForBlockDiffusion
+
+        return DiffusionGemmaForBlockDiffusion.from_pretrained(path, dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
 
 
 def _recipe(config: dict) -> dict:

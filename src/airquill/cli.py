@@ -14,7 +14,8 @@ def _train(args: argparse.Namespace) -> int:
     from airquill.server.training.architecture import ModelShape
     from airquill.server.training.trainer import Trainer, TrainConfig
 
-    shape = ModelShape(hidden=args.hidden, layers=args.layers, heads=args.heads, intermediate=args.intermediate)
+    shape = ModelShape(hidden=args.hidden, layers=args.layers, heads=args.heads, intermediate=args.intermediate,
+                       expert_intermediate=args.expert_intermediate)
     cfg = TrainConfig(
         data=args.data,
         out=args.out,
@@ -31,6 +32,8 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
         threads=args.threads,
+        noise=args.noise,
+        self_conditioning=args.self_conditioning,
     )
     try:
         trainer = Trainer(cfg, command="airquill " + " ".join(sys.argv[1:]))
@@ -48,13 +51,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a tokenizer and a diffusion (or autoregressive) model on text files")
     p.add_argument("data", help="folder of .txt/.md files (or one file of blank-line separated chapters)")
     p.add_argument("--out", required=True, help="output folder; rerunning resumes from its checkpoint")
-    p.add_argument("--family", default="masked", choices=["masked", "ar"])
+    p.add_argument("--family", default="masked", choices=["masked", "ar", "uniform"],
+                   help="masked diffusion, its autoregressive twin, or uniform noise (DiffusionGemma's shape)")
+    p.add_argument("--noise", default="uniform", choices=["uniform", "absorbing"],
+                   help="uniform family: what a noised canvas token becomes (absorbing: the mask, for comparison)")
+    p.add_argument("--self-conditioning", type=float, default=0.5,
+                   help="uniform family: share of steps trained on the previous prediction (0 turns it off)")
     p.add_argument("--init-from", help="fine-tune this model folder instead of training from scratch")
     p.add_argument("--vocab-size", type=int, default=4096)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--intermediate", type=int, default=704)
+    p.add_argument("--expert-intermediate", type=int, default=192,
+                   help="uniform family: width of each MoE expert (the dense MLP gets the rest of --intermediate)")
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--tokens", type=int, default=20_000_000, help="token budget (same for both families)")
@@ -145,6 +155,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     p.add_argument("--model", help="shipped model name, model folder, or a hub id")
+    _add_family(p)
     p.add_argument("--device")
     p.add_argument("--certfile", help="TLS certificate (PEM); serves wss://")
     p.add_argument("--keyfile", help="TLS private key (PEM)")
@@ -158,6 +169,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="watch text condense from noise in the terminal")
     p.add_argument("prompt")
     p.add_argument("--model", help="shipped model name, model folder, or a hub id (downloads only then)")
+    _add_family(p)
     _add_sampling(p, steps=64, length=128)
     p.add_argument("--pace", type=float, default=0.05, help="minimum seconds per shown step, to watch it")
     p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
@@ -203,6 +215,17 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     sampler.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     sampler.add_argument("--quick", action="store_true", help="three settings only")
     sampler.add_argument("--plot", help="write the quality/speed plot (PNG) here")
+    families = bench("families", "airquill.server.bench.families",
+                     "masked vs uniform-noise family vs the AR twin: quality against steps and speed")
+    families.add_argument("--uniform-model", help="the uniform-noise model (default: the shipped kjv-uniform)")
+    families.add_argument("--ar-model", help="the AR twin's folder (default: the shipped kjv-ar)")
+    families.add_argument("--length", type=int, default=128)
+    families.add_argument("--batch", type=int, nargs="+", default=[1, 32])
+    families.add_argument("--long-length", type=int, default=2048, help="output length of the prefix-cache rows")
+    families.add_argument("--quick", action="store_true", help="fewer settings")
+    families.add_argument("--shaped", choices=["realistic", "tiny"],
+                          help="also time a DiffusionGemma-shaped random model (default: realistic on CUDA, else off)")
+    families.add_argument("--plot", help="write the quality/speed plot (PNG) here")
     book = bench("book", "airquill.server.bench.book", "book generation vs the direct scheduler and the AR twin")
     book.add_argument("--ar-model", help="the AR twin's folder (default: the shipped kjv-ar)")
     book.add_argument("--chapters", type=int, default=64)
@@ -252,6 +275,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--server", help="ws://HOST:PORT of a running `airquill serve` (default: start one here)")
         p.add_argument("--model", help="model for the server started here (default: the shipped one)")
+        _add_family(p)
         if fixed is None:
             p.add_argument("--host", choices=["openxr", "desktop", "headless"], help="default: the best available")
         p.add_argument("--out", default="out/demo.gif", help="where the headless host writes its GIF")
@@ -430,8 +454,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_family(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--family", choices=["masked", "uniform"],
+                   help="use the shipped model of this family: masked diffusion (kjv-masked) or uniform noise, "
+                        "text condensing from random tokens (kjv-uniform); --model overrides it")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "family", None) and hasattr(args, "model") and args.command != "train":
+        if args.model:
+            parser.error("give --model or --family, not both")
+        from airquill.assets import SHIPPED
+
+        args.model = SHIPPED[args.family]
     handler: Handler = args.handler
     return handler(args)
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from airquill.shared.step import Step, TokenChange
-from airquill.shared.text_state import TextState
-from airquill.vr_client.render.panel_text import SOFT_FILL, PanelText, _glyphs
+from airquill.shared.text_state import Cell, TextState, noise_width
+from airquill.vr_client.render.panel_text import RANDOM_TOKEN, SOFT_FILL, PanelText, _glyphs
 from airquill.vr_client.text.atlas import GlyphAtlas
 
 WORDS = [" and", " the", "LORD", " said", "un", "to", " Moses", ".", "\n", " Привет", " light", "ing", " "]
@@ -111,3 +111,24 @@ def test_token_at_finds_the_token_under_a_point(atlas):
         x, y, width = text.token_box(k)
         assert text.token_at(x + width / 2, y - 0.5) == k
     assert text.token_at(1.0, 10 * 1.3) is None  # below the text
+
+
+def test_a_random_token_takes_the_place_of_its_noise_glyphs(atlas):
+    """Uniform noise shows a random token's own letters in exactly the room mask noise takes: the layout is the
+    same whichever random token a position holds, and only the glyphs' kind differs."""
+    for position in range(8):
+        mask = _glyphs(Cell(text="", noise=1.0), atlas, position)
+        for text in (" Lord", "x", "\n", " ", "Привет"):
+            shown = _glyphs(Cell(text=text, noise=1.0), atlas, position)
+            assert len(shown) == noise_width(position) and [a for _, a in shown] == [a for _, a in mask]
+            letters = "".join(c for c, _ in shown)
+            if text.strip():  # its own letters, repeated or cut to the width
+                assert len(letters) == noise_width(position) and set(letters) <= set(text.strip())
+            else:  # nothing visible to show: plain noise glyphs, as for a mask
+                assert letters == ""
+    panel = PanelText(atlas, width_em=30.0, top=0.0)
+    state = TextState()
+    state.apply(Step(1, 4, 2, (TokenChange(0, 7, " Lord", 0.0, 1.0), TokenChange(1, 8, "", 0.0, 1.0))))
+    panel.update(state.cells, {0, 1}, 0.0, animate=True)
+    kinds = {float(row[-1]) for row in panel.token_rows(0)}, {float(row[-1]) for row in panel.token_rows(1)}
+    assert kinds == ({RANDOM_TOKEN}, {0.0})

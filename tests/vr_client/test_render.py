@@ -19,10 +19,14 @@ def host():
     h.release()
 
 
-def panel_with(words: list[str], *, noise: float = 0.0, confidence: float = 1.0, **options) -> tuple[Scene, Panel]:
+def panel_with(words: list[str], *, noise: float = 0.0, confidence: float = 1.0, random_tokens: bool = False,
+               **options) -> tuple[Scene, Panel]:
+    """A panel showing `words`; at noise 1 they are masks (no text), or with `random_tokens` uniform noise's random
+    tokens (their text is sent along)."""
     scene = Scene()
     panel = scene.add(Panel("p", **options))
-    changes = tuple(TokenChange(i, 10 + i, w if noise < 1 else "", confidence, noise) for i, w in enumerate(words))
+    changes = tuple(TokenChange(i, 10 + i, w if noise < 1 or random_tokens else "", confidence, noise)
+                    for i, w in enumerate(words))
     panel.text.apply(Step(1, 1, len(words), changes))
     panel.touch()
     return scene, panel
@@ -59,6 +63,18 @@ def test_noise_flickers_over_time(host):
     scene, _ = panel_with(["abcdef"] * 4, noise=1.0)
     a, b = host.frame(scene, 1.0), host.frame(scene, 1.5)
     assert not np.array_equal(a, b)
+
+
+def test_random_tokens_show_their_own_letters_dimmed(host):
+    """Uniform noise: a random token is drawn as its own letters (dim, trembling), not as mask noise glyphs."""
+    wide = host.frame(panel_with(["MMMM"] * 6, noise=1.0, random_tokens=True)[0], 10.0)
+    thin = host.frame(panel_with(["IIII"] * 6, noise=1.0, random_tokens=True)[0], 10.0)
+    masks = [host.frame(panel_with([w] * 6, noise=1.0)[0], 10.0) for w in ("MMMM", "IIII")]
+    assert np.array_equal(*masks)  # a mask shows no text: what it hides cannot change the picture
+    faint = [(image.max(axis=-1) > 40).sum() for image in (wide, thin)]  # dim glyphs: a lower threshold
+    assert faint[0] > faint[1] + 300  # an M has much more ink than an I
+    settled = host.frame(panel_with(["MMMM"] * 6)[0], 10.0)
+    assert settled.astype(int).sum() > wide.astype(int).sum()  # still noise: dimmer than settled text
 
 
 def test_cyrillic_renders_real_glyphs(host):

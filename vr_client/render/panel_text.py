@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from airquill.shared.text_state import Cell
+from airquill.shared.text_state import Cell, random_token_glyphs
 from airquill.vr_client.text.atlas import GlyphAtlas
 from airquill.vr_client.text.layout import NOISE_ADVANCE, noise_width
 
 FLOATS = 22  # per instance: from(2) to(2) move_t(1) quad(4) uv(4) color(4) noise conf commit seed(4) solid(1)
+RANDOM_TOKEN = -1.0  # the `solid` value of a random token's own glyph (uniform noise): drawn as itself, dimmed
 LINE_HEIGHT = 1.3
 SOFT_FILL = 0.9  # lines are first filled to this share of the width
 MOVE_S = 0.25  # a glyph whose place changes glides there over this many seconds
@@ -44,9 +45,11 @@ def current_position(motion: _Motion, time: float) -> tuple[float, float]:
 
 
 def _glyphs(cell: Cell, atlas: GlyphAtlas, position: int) -> list[tuple[str, float]]:
-    """(char, advance) of what a position shows: its text, or noise glyphs ("") of a fixed count."""
+    """(char, advance) of what a position shows: its text; or, while it is noise, a fixed count of glyphs: the
+    random token's own characters (uniform noise) or flickering noise glyphs ("", a mask)."""
     if cell.noise >= 1.0:
-        return [("", NOISE_ADVANCE)] * noise_width(position)
+        shown = random_token_glyphs(cell.text, position)
+        return [(c, NOISE_ADVANCE) for c in shown] or [("", NOISE_ADVANCE)] * noise_width(position)
     return [(c, atlas.get(c).advance if c != "\n" else 0.0) for c in cell.text]
 
 
@@ -140,8 +143,9 @@ class PanelText:
         glyph = self.atlas.get(char) if char else self.atlas.get("x")
         color = FALLBACK_COLOR if glyph.fallback else TEXT_COLOR
         seed = float((position * 131 + index * 17) % 9973)
+        kind = RANDOM_TOKEN if char and cell.noise >= 1.0 else 0.0
         return [*motion.from_, *motion.to, motion.move_t, *glyph.offset, *glyph.size, *glyph.uv, *color,
-                cell.noise, cell.confidence, motion.commit_t, seed, 0.0]
+                cell.noise, cell.confidence, motion.commit_t, seed, kind]
 
     def _store(self, start: int, stop: int, starts, ends, rows, count: int) -> None:
         """Put the re-laid tokens [start, stop) in their slots; tokens from `stop` on are untouched."""

@@ -34,17 +34,22 @@ void main() {
     float e = noise >= 1.0 ? 0.0 : clamp((time - commit) / ease_s, 0.0, 1.0);
     e = 1.0 - pow(1.0 - e, 3.0);
     vec4 q = quad; vec4 r = uv;
-    if (solid < 0.5 && (noise >= 1.0 || e < 0.35)) {  // still noise: a random glyph that changes ~12x/s
+    bool random_token = solid < -0.5 && noise >= 1.0;  // uniform noise: the random token's own glyph
+    if (solid < 0.5 && !random_token && (noise >= 1.0 || e < 0.35)) {  // a mask: a random glyph, ~12x/s
         int k = int(floor(hash(seed * 12.9898 + floor(time * 12.0 + seed) * 78.233) * float(noise_count)));
         r = noise_uv[k]; q = noise_quad;
+    }
+    if (random_token) {  // trembles in place until the denoiser replaces it
+        float t = floor(time * 20.0);
+        pen += 0.06 * vec2(hash(seed + t) - 0.5, hash(seed * 1.7 + t) - 0.5);
     }
     vec2 local = pen + vec2(q.x + corner.x * q.z, -q.y + corner.y * q.w);
     gl_Position = mvp * vec4(local, 0.0, 1.0);
     v_uv = mix(r.xy, r.zw, corner);
     vec3 dim = vec3(0.55, 0.6, 0.7);
-    float solidity = mix(0.45, 1.0, conf);  // less sure tokens look less solid
+    float solidity = mix(0.45, 1.0, conf) * (noise > 0.0 ? 0.75 : 1.0);  // unsure or provisional: less solid
     v_color = solid > 0.5 ? color : vec4(mix(dim, color.rgb, e), mix(0.45, color.a * solidity, e));
-    v_blur = solid > 0.5 ? 0.0 : mix(0.16, 0.0, e);
+    v_blur = solid > 0.5 ? 0.0 : mix(random_token ? 0.08 : 0.16, 0.0, e);
 }
 """
 

@@ -1,0 +1,256 @@
+"""`airquill bench families`: the masked family, the uniform-noise family and the AR twin on the same corpus.
+
+In one run: quality (generative perplexity under the AR twin, unigram entropy, distinct-2) against sampling
+steps and tokens/s for each family's settings at every batch size, with the qualifying gate of `bench sampler`
+(`judge`: perplexity at most 1.5x the AR samples', unigram entropy within 5% of held-out text's); the prefix cache on and
+off for long outputs; and, with `--device cuda`, a DiffusionGemma-shaped model at realistic size (random
+weights: speed only) streamed at batch 1, every step encoded as the protocol's binary frame.
+
+`uniform_speedup_b1` is the best qualifying uniform setting's tokens/s over the AR twin's at batch 1 (None when
+no uniform setting qualifies).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from airquill.assets import MODELS
+from airquill.server.bench.sampler import (DEFAULT, batch_lines, heldout_prompts, judge, plot, quality,
+                                           quality_cells, run_ar, run_masked, run_states)
+from airquill.server.models.loader import load_adapter, pick_device
+from airquill.server.sampling.options import SamplingOptions
+from airquill.server.sampling.uniform import UniformDenoiser, UniformOptions
+from airquill.shared.protocol import encode_step
+
+UNIFORM_MODEL = "kjv-uniform"
+# the uniform family's sampling for benchmarks: fixed length (no stop at end-of-text), as for the masked rows
+UNIFORM_BASE = UniformOptions(stop_at_eos=False)
+
+
+@dataclass(frozen=True)
+class Setting:
+    label: str
+    family: str  # masked | uniform | ar
+    options: SamplingOptions | UniformOptions | None = None
+
+
+def family_settings(length: int, canvas: int, quick: bool) -> list[Setting]:
+    """The AR twin first; masked rows along the steps axis (tokens per step 1, 2, 4, 8); uniform rows along the
+    per-canvas step limit and the acceptance rules, and fixed budgets of k steps per canvas (the count rule
+    keeps canvas/k more proposals each step and the canvas ends after k steps)."""
+    masked = replace(DEFAULT, steps=length)
+    grid = [Setting("ar (generate, KV cache)", "ar")]
+    per_step = (2, 8) if quick else (1, 2, 4, 8)
+    grid += [Setting(f"masked linear {length // k} steps", "masked", replace(masked, steps=max(1, length // k)))
+             for k in per_step]
+    u = UNIFORM_BASE
+    grid.append(Setting("uniform default: entropy 0.1, <=48 steps/canvas", "uniform", u))
+    fixed = (2,) if quick else (2, 4, 8, 16)
+    if not quick:
+        for steps in (8, 16, 32):
+            grid.append(Setting(f"uniform entropy 0.1, <={steps} steps/canvas", "uniform",
+                                replace(u, max_steps=steps)))
+        for bound in (0.5, 2.0):
+            grid.append(Setting(f"uniform entropy {bound}", "uniform", replace(u, entropy_bound=bound)))
+        grid.append(Setting("uniform threshold 0.7", "uniform", replace(u, acceptance="threshold", threshold=0.7)))
+    for k in fixed:
+        grid.append(Setting(f"uniform fixed {k} steps/canvas", "uniform",
+                            replace(u, acceptance="count", per_step=-(-canvas // k), max_steps=k, stop_entropy=0.0)))
+    return grid
+
+
+def run_uniform(adapter, options: UniformOptions, prompts, length: int) -> dict:
+    return run_states(adapter, prompts, lambda i, prompt: UniformDenoiser.for_generation(
+        adapter, prompt, length, replace(options, seed=i)))
+
+
+def run_setting(setting: Setting, adapters: dict, scorer, prompts, length: int) -> dict:
+    if setting.family == "ar":
+        return run_ar(scorer, adapters["masked"].tokenizer, prompts, length, DEFAULT)
+    run = run_masked if setting.family == "masked" else run_uniform
+    return run(adapters[setting.family], setting.options, prompts, length)
+
+
+def prefix_cache_rows(adapters: dict, prompt: list[int], *, length: int) -> list[dict]:
+    """Each diffusion family at batch 1 with its prefix cache on and off, `length` tokens, 8 steps per block of 32
+    or per canvas (a fixed budget, so both runs do the same number of forward passes)."""
+    rows = []
+    for family, adapter in adapters.items():
+        for cache in (True, False):
+            if family == "masked":
+                options = replace(DEFAULT, steps=length // 4, block_size=32, prefix_cache=cache)
+                run = run_masked(adapter, options, [prompt], length)
+            else:
+                options = replace(UNIFORM_BASE, acceptance="count", per_step=-(-adapter.canvas_length // 8),
+                                  max_steps=8, prefix_cache=cache, stop_entropy=0.0)
+                run = run_uniform(adapter, options, [prompt], length)
+            rows.append({"family": family, "prefix_cache": cache, "tokens_per_s": run["tokens_per_s"],
+                         "model_tokens_per_token": run["model_tokens_per_token"], "seconds": run["seconds"]})
+    return rows
+
+
+# --- a DiffusionGemma-shaped model at realistic size (speed only) ---------------------------------------------
+
+REALISTIC = dict(  # after the published 26B-A4B config: 30 layers (5 sliding : 1 full), hidden 2816, head dims
+    # 256 / 512, canvas 256, 262,144 tokens; the MoE (128 experts of 704, 8 active) is our assumption of its size
+    hidden_size=2816, intermediate_size=2112, num_hidden_layers=30, num_attention_heads=16, num_key_value_heads=8,
+    head_dim=256, global_head_dim=512, num_experts=128, top_k_experts=8, moe_intermediate_size=704,
+    vocab_size=262_144, sliding_window=1024, canvas_length=256,
+)
+TINY = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+            head_dim=16, global_head_dim=16, num_experts=2, top_k_experts=1, moe_intermediate_size=16,
+            vocab_size=4096, sliding_window=64, canvas_length=32)
+
+
+def shaped_model(tokenizer, size: dict, *, device: torch.device, dtype: torch.dtype):
+    """A randomly initialised DiffusionGemma of the given size, built straight on `device` in `dtype`."""
+    from transformers import DiffusionGemmaConfig, DiffusionGemmaForBlockDiffusion, DiffusionGemmaTextConfig
+    from transformers import Gemma4VisionConfig
+
+    size = dict(size)
+    canvas, vocab = size.pop("canvas_length"), max(size.pop("vocab_size"), len(tokenizer))
+    layers = size["num_hidden_layers"]
+    text = DiffusionGemmaTextConfig(
+        **size, vocab_size=vocab, max_position_embeddings=8192,
+        layer_types=["full_attention" if (i + 1) % 6 == 0 or i == layers - 1 else "sliding_attention"
+                     for i in range(layers)],
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+        attn_implementation="sdpa")
+    vision = Gemma4VisionConfig(hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=1,
+                                num_key_value_heads=1, head_dim=16, patch_size=4, position_embedding_size=16)
+    config = DiffusionGemmaConfig(text_config=text, vision_config=vision, canvas_length=canvas,
+                                  image_token_id=vocab + 1, boi_token_id=vocab + 2, eoi_token_id=vocab + 3)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = DiffusionGemmaForBlockDiffusion(config)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.eval()
+
+
+def streamed_speed(tokenizer, *, size: dict, device: torch.device, length: int, runs: int = 2) -> dict:
+    """Batch-1 tokens/s of a DiffusionGemma-shaped model with random weights through our adapter and sampler, every
+    step encoded as the protocol's binary frame (what the server sends). The first run warms up and is not
+    counted. Random weights never settle, so each canvas runs its full step budget: a worst case for steps."""
+    from airquill.server.models.diffusion_gemma import DiffusionGemmaAdapter
+    from airquill.server.sampling.drivers import iter_denoise
+
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model = shaped_model(tokenizer, size, device=device, dtype=dtype)
+    adapter = DiffusionGemmaAdapter(model, tokenizer, name="diffusion-gemma-shaped (random weights)")
+    parameters = sum(p.numel() for p in model.parameters())
+    options = replace(UNIFORM_BASE, max_steps=16)
+    figures = []
+    for run in range(runs + 1):
+        state = UniformDenoiser.for_generation(adapter, "In the beginning", length, replace(options, seed=run))
+        frames, sent = 0, 0
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        for step in iter_denoise(adapter, state):
+            sent += len(encode_step("bench", step))
+            frames += 1
+        seconds = time.perf_counter() - started
+        if run:
+            figures.append({"tokens_per_s": len(state.output_ids) / seconds, "steps": frames, "bytes": sent})
+    best = max(figures, key=lambda f: f["tokens_per_s"])
+    return {"device": str(device), "parameters": parameters, "canvas_length": adapter.canvas_length,
+            "length": length, **best}
+
+
+# --- the run ---------------------------------------------------------------------------------------------------
+
+
+def measure(*, model: str | None, uniform_model: str | None, ar_model: str, length: int, batches: list[int],
+            quick: bool, device: str | None, long_length: int, gpu_size: str | None) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    dev = pick_device(device)
+    adapters = {"masked": load_adapter(model, device=device),
+                "uniform": load_adapter(uniform_model or UNIFORM_MODEL, device=device)}
+    if adapters["uniform"].family != "uniform":
+        raise ValueError(f"{uniform_model} is not a uniform-noise model")
+    scorer = AutoModelForCausalLM.from_pretrained(ar_model, local_files_only=True, dtype=torch.float32).to(dev).eval()
+    for adapter in adapters.values():
+        if len(adapter.tokenizer) != scorer.config.vocab_size:
+            raise ValueError(f"{adapter.name} does not share the AR twin's tokenizer")
+    tokenizer = adapters["masked"].tokenizer
+    results: dict = {"models": {k: a.name for k, a in adapters.items()}, "ar_model": str(ar_model),
+                     "length": length, "batches": {}}
+    for batch in batches:
+        prompts, references = heldout_prompts(tokenizer, count=batch, prompt_tokens=16, length=length)
+        held = quality(scorer, prompts, references)
+        rows = []
+        for setting in family_settings(length, adapters["uniform"].canvas_length, quick):
+            run = run_setting(setting, adapters, scorer, prompts, length)
+            steps = run["forwards_per_token"] * length
+            rows.append({"setting": setting.label, "family": setting.family, "steps": steps,
+                         **{k: v for k, v in run.items() if k != "samples"}, **quality(scorer, prompts, run["samples"])})
+        results["batches"][batch] = {"heldout": held, "rows": judge(rows, held)}
+    prompt = heldout_prompts(tokenizer, count=1, prompt_tokens=16, length=length)[0][0]
+    results["prefix_cache"] = {"length": long_length,
+                               "rows": prefix_cache_rows(adapters, prompt, length=long_length)}
+    if gpu_size:
+        size = REALISTIC if gpu_size == "realistic" else TINY
+        results["diffusion_gemma_shaped"] = streamed_speed(tokenizer, size=size, device=dev, length=size["canvas_length"])
+    return summarize(results)
+
+
+def summarize(results: dict) -> dict:
+    for batch, data in results["batches"].items():
+        for family in ("masked", "uniform"):
+            qualified = [r for r in data["rows"] if r["family"] == family and r["qualifies"]]
+            best = max(qualified, key=lambda r: r["tokens_per_s"]) if qualified else None
+            results[f"{family}_speedup_b{batch}"] = best["speedup"] if best else None
+            results[f"{family}_best_setting_b{batch}"] = best["setting"] if best else None
+        uniform = [r for r in data["rows"] if r["family"] == "uniform"]
+        closest = min(uniform, key=lambda r: r["genppl_ratio"])
+        results[f"uniform_closest_b{batch}"] = {k: closest[k] for k in ("setting", "genppl_ratio", "entropy_gap",
+                                                                       "speedup")}
+    for family in ("masked", "uniform"):
+        on, off = (next(r for r in results["prefix_cache"]["rows"] if r["family"] == family and r["prefix_cache"] is c)
+                   for c in (True, False))
+        results[f"prefix_cache_speedup_{family}"] = on["tokens_per_s"] / off["tokens_per_s"]
+    shaped = results.get("diffusion_gemma_shaped")
+    results["diffusion_gemma_shaped_tokens_per_s"] = shaped["tokens_per_s"] if shaped else None
+    return results
+
+
+def report(results: dict) -> str:
+    lines = [f"bench families: {results['models']} vs {results['ar_model']}, {results['length']} tokens"]
+    lines += batch_lines(results, lambda r: (
+        f"  {r['setting']:<46} {r['tokens_per_s']:8.1f} tok/s x{r['speedup']:5.2f} | steps {r['steps']:6.1f} | "
+        + quality_cells(r)))
+    cache = results["prefix_cache"]
+    lines.append(f"prefix cache, {cache['length']} tokens at batch 1:")
+    for r in cache["rows"]:
+        lines.append(f"  {r['family']:<8} cache {'on ' if r['prefix_cache'] else 'off'} {r['tokens_per_s']:8.1f} tok/s"
+                     f" | model tok/tok {r['model_tokens_per_token']:7.1f}")
+    shaped = results.get("diffusion_gemma_shaped")
+    if shaped:
+        lines.append(f"DiffusionGemma-shaped, {shaped['parameters'] / 1e9:.2f} B parameters (random) on "
+                     f"{shaped['device']}: {shaped['tokens_per_s']:.0f} tok/s streamed at batch 1, "
+                     f"{shaped['steps']} steps, {shaped['bytes']:,} bytes of frames")
+    summary = {k: v for k, v in results.items() if k not in ("batches", "models", "ar_model", "length",
+                                                             "prefix_cache", "diffusion_gemma_shaped")}
+    lines.append(json.dumps(summary, indent=1))
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    gpu_size = args.shaped or ("realistic" if pick_device(args.device).type == "cuda" else None)
+    results = measure(model=args.model, uniform_model=args.uniform_model,
+                      ar_model=args.ar_model or str(MODELS / "kjv-ar"), length=args.length, batches=args.batch,
+                      quick=args.quick, device=args.device, long_length=args.long_length, gpu_size=gpu_size)
+    if args.plot:
+        plot(results, Path(args.plot))
+    print(json.dumps(results) if args.json else report(results))
+    return 0

@@ -1,0 +1,45 @@
+"""`airquill bench families` end to end on small models: the shipped masked model, a tiny uniform-noise model in
+DiffusionGemma's shape and a tiny AR scorer (both random, sharing the shipped tokenizer), and the tiny
+DiffusionGemma-shaped speed row. A smoke run: the figures exist and are consistent, not good."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from transformers import AutoTokenizer
+
+from airquill.assets import MODELS
+from airquill.server.training.architecture import ModelShape, build_model
+
+
+def test_bench_families_runs_end_to_end(tmp_path):
+    shipped = AutoTokenizer.from_pretrained(str(MODELS / "kjv-masked"))
+    shape = ModelShape(hidden=32, layers=1, heads=2, intermediate=64, expert_intermediate=16)
+    for family in ("ar", "uniform"):
+        model = build_model(shape, shipped, family, block_size=8, context=64)
+        model.save_pretrained(tmp_path / family)
+        shipped.save_pretrained(tmp_path / family)
+    result = subprocess.run(
+        [sys.executable, "-m", "airquill", "bench", "families", "--quick", "--json", "--batch", "1", "2",
+         "--length", "16", "--long-length", "32", "--shaped", "tiny", "--uniform-model", str(tmp_path / "uniform"),
+         "--ar-model", str(tmp_path / "ar"), "--plot", str(tmp_path / "plot.png")],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    for key in ("uniform_speedup_b1", "uniform_speedup_b2", "masked_speedup_b1", "prefix_cache_speedup_uniform",
+                "prefix_cache_speedup_masked", "diffusion_gemma_shaped_tokens_per_s"):
+        assert key in out, key
+    rows = out["batches"]["1"]["rows"]
+    assert rows[0]["family"] == "ar" and rows[0]["speedup"] == 1.0
+    assert {r["family"] for r in rows} == {"ar", "masked", "uniform"}
+    assert all(r["tokens_per_s"] > 0 and r["genppl"] > 1 and r["steps"] >= 1 for r in rows)
+    # two canvases of 8 at a fixed 2 steps each: 4 forward passes per request
+    fixed = next(r for r in rows if r["setting"] == "uniform fixed 2 steps/canvas")
+    assert fixed["steps"] == 4
+    cache = out["prefix_cache"]["rows"]
+    for family in ("masked", "uniform"):
+        on, off = (next(r for r in cache if r["family"] == family and r["prefix_cache"] is c) for c in (True, False))
+        assert on["model_tokens_per_token"] < off["model_tokens_per_token"], family
+    assert out["diffusion_gemma_shaped"]["steps"] > 1 and out["diffusion_gemma_shaped_tokens_per_s"] > 0
+    assert (tmp_path / "plot.png").stat().st_size > 1000
