@@ -24,7 +24,6 @@ denoiser sees both sides of a short span.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,10 +32,9 @@ import torch
 
 from airquill.server.models.base import ForwardRequest, ModelAdapter
 from airquill.server.sampling.display import TokenDisplay
-from airquill.server.sampling.masked import (Span, check_document_length, check_length, infill_layout,
-                                             prompt_tokens)
+from airquill.server.sampling.canvas import CanvasDenoiser
 from airquill.server.sampling.noise import draw, ordinary_ids, tempered
-from airquill.shared.step import FinishReason, Step, TokenChange
+from airquill.shared.step import Step
 
 PROVISIONAL_NOISE = 0.5
 
@@ -200,97 +198,35 @@ class UniformForwardRequest(ForwardRequest):
 # --- the state machine ---------------------------------------------------------------------------------
 
 
-class UniformDenoiser:
-    """State of one uniform-noise request: a document whose `free` positions are generated in canvases.
-
-    Generation: a clean prefix, then canvases for `length` output tokens (the last canvas is computed whole;
-    what lies past `length` is not shown). Infilling: the whole text is output, its spans are free, and a canvas
-    starts at the first free position not yet covered; the context tokens inside a canvas stay fixed.
-    """
+class UniformDenoiser(CanvasDenoiser):
+    """State of one uniform-noise request (see `CanvasDenoiser` for generation and infilling). Free positions
+    start, and are re-noised, as random ordinary tokens; positions still showing noise display their random
+    token's own string, decoded alone, so a random piece of a UTF-8 character never merges into the text
+    around it."""
 
     def __init__(self, adapter: ModelAdapter, document: Sequence[int], free: Sequence[bool], output_start: int,
                  length: int, options: UniformOptions, *, display: TokenDisplay):
-        options.validate()
-        if len(document) != len(free) or not any(free):
-            raise ValueError("nothing to generate: no free positions")
-        if free[0] or any(free[:output_start]):
-            raise ValueError("a canvas needs clean context before it (a prompt, or text before the first span)")
-        if not 1 <= length <= len(document) - output_start:
-            raise ValueError(f"length must be between 1 and {len(document) - output_start}, got {length}")
-        self.adapter, self.options, self.display = adapter, options, display
         tokenizer = adapter.tokenizer
-        self.canvas_length = options.canvas_length or canvas_length_of(adapter)
+        self.steps_per_canvas = options.max_steps
         self.vocab = min(len(tokenizer), int(getattr(adapter, "vocab_size", None) or len(tokenizer)))
         self.noise_ids = ordinary_ids(tokenizer, self.vocab)
         never = {tokenizer.pad_token_id, tokenizer.mask_token_id, *getattr(adapter, "never_propose", ())}
         self.banned = sorted(i for i in never if i is not None and i < self.vocab)
-        self.generator = torch.Generator().manual_seed(options.seed)
         self.rule = options.acceptance_rule()
         self.uses_self_conditioning = bool(getattr(adapter, "self_conditioning", False))
-
-        self.output_start, self.length = output_start, length
-        self.free = torch.tensor(list(free), dtype=torch.bool)
-        self.ids = torch.tensor(list(document), dtype=torch.long)
-        self.ids[self.free] = self._random(int(self.free.sum()))
-        self.noise = torch.where(self.free, 1.0, 0.0).double()
-        self.confidence = torch.where(self.free, 0.0, 1.0).double()
-        self.canvases = plan_canvases(self.free, self.canvas_length)
-        self.cache = adapter.new_cache() if options.prefix_cache else None
         self.self_conditioning: torch.Tensor | None = None
         self.history: list[torch.Tensor] = []  # best guesses of the previous steps (stability)
         self._bias: torch.Tensor | None = None  # -inf on banned ids, on the logits' device
+        super().__init__(adapter, document, free, output_start, length, options, display=display)
 
-        self.canvas_index, self.canvas_step, self.index = 0, 0, 0
-        self.total = len(self.canvases) * options.max_steps
-        self.finish: FinishReason | None = None
-        self.cancel_requested = False
-        self.end_id: int | None = None  # set by for_generation when options.stop_at_eos
-        self.strings, self.shown, self.shown_noise = self._display()
+    def _fill(self) -> None:
+        self.ids[self.free] = self._random(int(self.free.sum()))
 
-    # --- construction ------------------------------------------------------------------------------
+    def _start_canvas(self) -> None:
+        self.self_conditioning, self.history = None, []
 
-    @classmethod
-    def for_generation(cls, adapter: ModelAdapter, prompt: str, length: int, options: UniformOptions, *,
-                       display: TokenDisplay | None = None) -> UniformDenoiser:
-        prefix = list(getattr(adapter, "prompt_prefix", ())) + prompt_tokens(adapter, prompt)
-        canvas = options.canvas_length or canvas_length_of(adapter)
-        check_length(length, (adapter.max_length - len(prefix)) // canvas * canvas)
-        n = math.ceil(length / canvas) * canvas
-        state = cls(adapter, prefix + [0] * n, [False] * len(prefix) + [True] * n, len(prefix), length, options,
-                    display=display or TokenDisplay(adapter.tokenizer))
-        state.end_id = adapter.tokenizer.eos_token_id if options.stop_at_eos else None
-        return state
-
-    @classmethod
-    def for_infill(cls, adapter: ModelAdapter, text: str, spans: Sequence[Span], options: UniformOptions, *,
-                   display: TokenDisplay | None = None) -> UniformDenoiser:
-        """Re-noise the spans of `text` with random tokens and refine only them; the rest stays byte-identical."""
-        display = display or TokenDisplay(adapter.tokenizer)
-        pieces, tail = infill_layout(adapter, display, text, spans)
-        prefix = list(getattr(adapter, "prompt_prefix", ()))
-        document, free = list(prefix), [False] * len(prefix)
-        for context, n in pieces:
-            document += context + [0] * n
-            free += [False] * len(context) + [True] * n
-        document, free = document + tail, free + [False] * len(tail)
-        check_document_length(adapter, len(document))
-        return cls(adapter, document, free, len(prefix), len(document) - len(prefix), options, display=display)
-
-    # --- the state machine -------------------------------------------------------------------------
-
-    @property
-    def done(self) -> bool:
-        return self.finish is not None
-
-    def cancel(self) -> None:
-        """Ask to stop; the driver ends the request before its next forward pass."""
-        self.cancel_requested = True
-
-    def canvas(self) -> tuple[int, int]:
-        """[start, end) of the canvas being refined (after the last one when done)."""
-        if self.canvas_index < len(self.canvases):
-            return self.canvases[self.canvas_index]
-        return len(self.ids), len(self.ids)
+    def _noise_strings(self, ids: list[int]) -> list[str]:
+        return [self.display.strings([t])[0] for t in ids]
 
     def next_forward(self) -> UniformForwardRequest:
         if self.done:
@@ -301,9 +237,7 @@ class UniformDenoiser:
 
     def advance(self, logits: torch.Tensor) -> Step:
         """Turn the forward pass's canvas logits into one step."""
-        start, end = self.canvas()
-        if logits.shape[0] != end - start:
-            raise ValueError(f"expected logits for {end - start} canvas positions, got {logits.shape[0]}")
+        start, end = self._check_output(logits)
         options = self.options
         free = self.free[start:end].nonzero().squeeze(-1)
         positions = free + start
@@ -324,7 +258,7 @@ class UniformDenoiser:
             self.ids[positions] = best
             self.noise[positions] = 0.0
             self.confidence[positions] = best_confidence.double()
-            self._next_canvas(start, end)
+            self._finish_canvas(start, end)
         else:
             self.ids[positions] = renoised
             self.noise[positions] = torch.where(accepted, PROVISIONAL_NOISE, 1.0).double()
@@ -355,81 +289,6 @@ class UniformDenoiser:
             return one_hot
         return torch.where(fixed.to(proposal.device)[:, None], one_hot, proposal)
 
-    def _next_canvas(self, start: int, end: int) -> None:
-        """The canvas is final: it joins the prefix; stop at an end-of-text token or after the last canvas."""
-        self.self_conditioning, self.history = None, []
-        self.canvas_index, self.canvas_step = self.canvas_index + 1, 0
-        visible_end = min(end, self.output_start + self.length)
-        if self.end_id is not None:
-            hits = (self.ids[start:visible_end] == self.end_id).nonzero()
-            if len(hits):
-                self.length = start - self.output_start + int(hits[0])
-                self.finish = FinishReason.DONE
-        if self.canvas_index == len(self.canvases):
-            self.finish = FinishReason.DONE
-        if self.finish is not None:  # drop what lies past the output (the last canvas's tail, text after the end)
-            kept = self.output_start + self.length
-            self.ids, self.noise, self.confidence = self.ids[:kept], self.noise[:kept], self.confidence[:kept]
-
-    def finish_cancelled(self) -> Step:
-        self.finish = FinishReason.CANCELLED
-        return self._step()
-
     def _random(self, n: int) -> torch.Tensor:
         """n tokens drawn uniformly from the ordinary (non-special) vocabulary with the request's generator."""
         return self.noise_ids[torch.randint(len(self.noise_ids), (n,), generator=self.generator)]
-
-    # --- results -----------------------------------------------------------------------------------
-
-    def _display(self) -> tuple[list[str], list[int], list[float]]:
-        """Display strings, token ids and noise of the output. Random tokens are decoded one by one, so that a
-        random piece of a UTF-8 character never merges into the text around it."""
-        end = self.output_start + self.length
-        out = self.ids[self.output_start : end].tolist()
-        noise = self.noise[self.output_start : end].tolist()
-        runs = self.display.strings([None if n >= 1.0 else t for t, n in zip(out, noise)])
-        strings = [self.display.strings([t])[0] if n >= 1.0 else s for t, n, s in zip(out, noise, runs)]
-        return strings, out, noise
-
-    def _step(self) -> Step:
-        strings, out, noise = self._display()
-        conf = self.confidence[self.output_start : self.output_start + self.length].tolist()
-        changes = tuple(
-            TokenChange(i, out[i], strings[i], conf[i], noise[i])
-            for i in range(len(out))
-            if out[i] != self.shown[i] or strings[i] != self.strings[i] or noise[i] != self.shown_noise[i]
-        )
-        self.strings, self.shown, self.shown_noise = strings, out, noise
-        return Step(index=self.index, total=self.total, length=len(out), changes=changes, finish=self.finish)
-
-    def initial_step(self) -> Step:
-        """Step 0: the starting canvases, every free position random, for clients that draw it first."""
-        conf = self.confidence[self.output_start : self.output_start + self.length].tolist()
-        changes = tuple(TokenChange(i, t, self.strings[i], conf[i], self.shown_noise[i])
-                        for i, t in enumerate(self.shown))
-        return Step(index=0, total=self.total, length=len(self.shown), changes=changes)
-
-    @property
-    def output_ids(self) -> list[int]:
-        return self.ids[self.output_start : self.output_start + self.length].tolist()
-
-    @property
-    def text(self) -> str:
-        """What the output shows now (the generated text once finished)."""
-        return "".join(self._display()[0])
-
-
-def canvas_length_of(adapter: ModelAdapter) -> int:
-    """The canvas a uniform-noise model was trained on, else its default block size."""
-    return int(getattr(adapter, "canvas_length", None) or adapter.default_block_size)
-
-
-def plan_canvases(free: torch.Tensor, canvas_length: int) -> list[tuple[int, int]]:
-    """[start, end) of each canvas, in order: one starts at every free position not yet covered by an earlier
-    canvas and spans `canvas_length` positions (fewer at the end of the document)."""
-    canvases, covered = [], 0
-    for i in free.nonzero().squeeze(-1).tolist():
-        if i >= covered:
-            covered = min(i + canvas_length, len(free))
-            canvases.append((i, covered))
-    return canvases

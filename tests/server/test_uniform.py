@@ -18,8 +18,8 @@ from airquill.server.sampling.uniform import (
     UniformDenoiser,
     UniformOptions,
     make_acceptance,
-    plan_canvases,
 )
+from airquill.server.sampling.canvas import plan_canvases
 from airquill.shared.text_state import TextState
 
 PROMPT = "In the beginning"
