@@ -20,6 +20,11 @@ def run_generate(*, model: str | None, prompt: str, length: int, options: Sampli
                                              threshold=options.threshold, entropy_bound=options.entropy_bound,
                                              temperature=options.temperature, top_p=options.top_p, seed=options.seed)
         state = UniformDenoiser.for_generation(adapter, prompt, length, uniform)
+    elif adapter.family == "continuous":  # embeddings blurring into tokens: steps per canvas and the seed apply
+        from airquill.server.sampling.continuous import ContinuousDenoiser, ContinuousOptions
+
+        state = ContinuousDenoiser.for_generation(adapter, prompt, length,
+                                                  ContinuousOptions(steps=options.steps, seed=options.seed))
     else:
         state = MaskedDenoiser.for_generation(adapter, prompt, length, options)
 

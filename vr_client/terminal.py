@@ -31,8 +31,8 @@ def render_state(state: TextState, status: Status, *, frame: int, fresh: set[int
             shown = random_token_glyphs(cell.text, i)  # uniform noise shows its random tokens' own letters
             shown = shown or "".join(rng.choice(NOISE_GLYPHS) for _ in range(noise_width(i)))
             body.append(shown, style="grey39")
-        elif cell.noise > 0:
-            body.append(cell.text, style="grey62")
+        elif cell.noise > 0:  # provisional (uniform) or blurred (continuous): the blurrier, the dimmer
+            body.append(cell.text, style="grey46" if cell.noise > 0.5 else "grey62")
         else:
             style = "bold green" if i in fresh else ("white" if cell.confidence >= 0.5 else "yellow")
             body.append(cell.text, style=style)

@@ -77,8 +77,10 @@ class BlockDiffusionAdapter(ModelAdapter):
                 k = torch.stack([self._cached(r, p, layer, 0, p_max) for r, p in zip(requests, plans)])
                 v = torch.stack([self._cached(r, p, layer, 1, p_max) for r, p in zip(requests, plans)])
                 cache.update(k, v, layer)
+        embeds = self._inputs_embeds(requests, plans, input_ids)
+        tokens = {"input_ids": input_ids.to(dev)} if embeds is None else {"inputs_embeds": embeds}
         hidden = self.model.model(
-            input_ids=input_ids.to(dev),
+            **tokens,
             attention_mask=mask[:, None].to(dev),
             position_ids=q_pos.to(dev),
             cache=cache,
@@ -90,8 +92,17 @@ class BlockDiffusionAdapter(ModelAdapter):
             if r.cache is not None and p.n_clean:
                 _append(r.cache, cache, b, p_max, p.n_clean, keep=self.context)
             width = r.canvas[1] - r.canvas[0]
-            outputs.append(self.model.lm_head(hidden[b, p.n_clean : p.n_clean + width]).float())
+            outputs.append(self._head(hidden[b, p.n_clean : p.n_clean + width]))
         return outputs
+
+    def _inputs_embeds(self, requests: Sequence[ForwardRequest], plans: list[_Plan],
+                       input_ids: torch.Tensor) -> torch.Tensor | None:
+        """Inputs as embeddings [batch, tokens, hidden], for families whose canvas is not tokens; None: token ids."""
+        return None
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """What the pass returns for one canvas: logits [width, vocab]."""
+        return self.model.lm_head(hidden).float()
 
     def _plan(self, r: ForwardRequest) -> _Plan:
         """Which tokens this pass runs and how much cached prefix it attends to, within the context window."""

@@ -64,8 +64,18 @@ def resolve(name: str | None) -> tuple[str, bool]:
     raise FileNotFoundError(f"model path does not exist: {name}")
 
 
+def model_config(source: str, **kwargs):
+    """A model folder's config, our own model types included."""
+    from transformers import AutoConfig
+
+    from airquill.server.models import continuous
+
+    continuous.register()
+    return AutoConfig.from_pretrained(source, **kwargs)
+
+
 def load_adapter(name: str | None = None, *, device: str | None = None, dtype: str | None = None) -> ModelAdapter:
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a terminal view is about to draw; no loader bars under it
@@ -73,7 +83,9 @@ def load_adapter(name: str | None = None, *, device: str | None = None, dtype: s
     source, download = resolve(name)
     dev = pick_device(device)
     kwargs = {"local_files_only": not download}
-    config = AutoConfig.from_pretrained(source, trust_remote_code=download, **kwargs)
+    from airquill.server.models import continuous
+
+    config = model_config(source, trust_remote_code=download, **kwargs)
     label = name or DEFAULT_MODEL
     if config.model_type == "diffusion_gemma":  # uniform noise, native in transformers: no mask token needed
         from airquill.server.models.diffusion_gemma import DiffusionGemmaAdapter
@@ -88,6 +100,9 @@ def load_adapter(name: str | None = None, *, device: str | None = None, dtype: s
     if family == "masked":
         model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs).to(dev)
         return BlockDiffusionAdapter(model, tokenizer, name=label)
+    if family == "continuous":
+        model = continuous.ContinuousDiffusionModel.from_pretrained(source, **model_kwargs).to(dev)
+        return continuous.ContinuousAdapter(model, tokenizer, name=label)
     if tokenizer.mask_token_id is None:
         raise ValueError(f"{label}: the tokenizer has no mask token; a masked diffusion model needs one")
     remote = ADAPTERS.get(config.model_type)

@@ -55,13 +55,25 @@ def uniform_options(sampling: Sampling, adapter: ModelAdapter):
                                       temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
 
 
+def continuous_options(sampling: Sampling):
+    """A continuous model's settings for a request: `steps` per canvas and the seed (the noise schedule is the
+    model's; commit schedules, temperature and top-p do not apply to embedding-space sampling)."""
+    from airquill.server.sampling.continuous import ContinuousOptions
+
+    return ContinuousOptions(steps=sampling.steps or ContinuousOptions.steps, seed=sampling.seed or 0)
+
+
 def build_state(adapter: ModelAdapter, message: Generate | Edit, defaults: SamplingOptions):
-    """A sampler state (masked or uniform, by the model's family), or the final text when an edit only replaces
+    """A sampler state (masked, uniform or continuous, by the model's family), or the final text when an edit only replaces
     text. Bad requests raise ProtocolError."""
     if adapter.family == "uniform":
         from airquill.server.sampling.uniform import UniformDenoiser as denoiser
 
         options = uniform_options(message.sampling, adapter)
+    elif adapter.family == "continuous":
+        from airquill.server.sampling.continuous import ContinuousDenoiser as denoiser
+
+        options = continuous_options(message.sampling)
     else:
         denoiser, options = MaskedDenoiser, sampling_options(message.sampling, defaults)
     try:

@@ -65,9 +65,9 @@ class AirquillServer:
             max_length=min(config.max_length, adapter.max_length), max_steps=config.max_steps,
             max_requests_per_client=config.max_requests_per_client, max_live_requests=config.max_live,
         )
+        schedules = {"masked": list(SCHEDULES), "uniform": ["threshold", "entropy"], "continuous": []}
         self.capabilities = Capabilities(model=adapter.name, families=[adapter.family],
-                                         schedules=list(SCHEDULES) if adapter.family == "masked" else ["threshold", "entropy"],
-                                         limits=self.limits)
+                                         schedules=schedules.get(adapter.family, []), limits=self.limits)
         self._server: Server | None = None
         self.connections = 0
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
-FAMILIES = ("masked", "ar", "uniform")
+FAMILIES = ("masked", "ar", "uniform", "continuous")
 
 
 @dataclass(frozen=True)
@@ -20,15 +20,26 @@ class ModelShape:
     max_positions: int = 4096
     experts: int = 2  # uniform family (DiffusionGemma shape): its MoE block, one expert active per token
     expert_intermediate: int = 192
+    embedding_dim: int = 64  # continuous family: the space diffusion runs in
 
 
 def build_model(shape: ModelShape, tokenizer: PreTrainedTokenizerBase, family: str, block_size: int,
-                block_sizes: tuple[int, ...] = (), context: int | None = None):
+                block_sizes: tuple[int, ...] = (), context: int | None = None, *, diffusion_steps: int = 2000,
+                noise_schedule: str = "sqrt"):
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
     if family == "uniform":
         return build_uniform_model(shape, tokenizer, canvas_length=block_size, context=context)
-    config = LlamaConfig(
+    config_class = LlamaConfig
+    extra = {}
+    if family == "continuous":
+        from airquill.server.models.continuous import ContinuousConfig
+
+        config_class = ContinuousConfig
+        extra = {"embedding_dim": shape.embedding_dim, "diffusion_steps": diffusion_steps,
+                 "noise_schedule": noise_schedule}
+    config = config_class(
+        **extra,
         vocab_size=len(tokenizer),
         hidden_size=shape.hidden,
         num_hidden_layers=shape.layers,
@@ -44,10 +55,14 @@ def build_model(shape: ModelShape, tokenizer: PreTrainedTokenizerBase, family: s
     )
     config.airquill_family = family
     config.airquill_context = context or shape.max_positions  # the longest distance training showed
-    if family == "masked":
+    if family in ("masked", "continuous"):
         config.airquill_block_size = block_size
         config.airquill_block_sizes = sorted({block_size, *block_sizes})
         config.mask_token_id = tokenizer.mask_token_id
+    if family == "continuous":
+        from airquill.server.models.continuous import ContinuousDiffusionModel
+
+        return ContinuousDiffusionModel(config)
     return LlamaForCausalLM(config)
 
 

@@ -24,6 +24,12 @@ ARCHITECTURE = {
                 "canvas position (mean cross-entropy: the validation loss is that, not an ELBO, so it is not "
                 "comparable with the masked model's). Half the steps train with self-conditioning. The sampler's "
                 "prefix cache is exact: the encoder is causal and the decoder only reads its cache."),
+    "continuous": ("The same Llama-style decoder and block-causal mask as the masked model (so the prefix cache is "
+                   "exact), diffusing in a small learned token-embedding space (DiffuSeq / Diffusion-LM): a canvas "
+                   "position enters as its noisy point plus a time embedding, the model predicts the clean "
+                   "embedding, and rounding to the nearest token embedding gives text. Objective per token: squared "
+                   "error of the predicted embedding, cross-entropy of rounding it, cross-entropy of rounding the "
+                   "clean embedding, and the prior term; one time t in 1..T per block."),
 }
 
 
@@ -33,11 +39,12 @@ SAMPLE_PROMPTS = ("And God said", "In the beginning", "The LORD is my shepherd")
 def sample_texts(model_dir, family: str, *, length: int = 64) -> list[tuple[str, str]]:
     """A few samples at the demo's settings (masked: linear schedule, 2 tokens per step, temperature 0.8,
     top-p 0.95; uniform: the sampler's defaults; AR: the same temperature and top-p), seeds 0, 1, 2."""
-    if family in ("masked", "uniform"):
+    if family in ("masked", "uniform", "continuous"):
         from airquill.server.models.loader import load_adapter
         from airquill.server.sampling.drivers import denoise
         from airquill.server.sampling.masked import MaskedDenoiser
         from airquill.server.sampling.options import SamplingOptions
+        from airquill.server.sampling.continuous import ContinuousDenoiser, ContinuousOptions
         from airquill.server.sampling.uniform import UniformDenoiser, UniformOptions
 
         adapter = load_adapter(str(model_dir), device="cpu")
@@ -46,9 +53,11 @@ def sample_texts(model_dir, family: str, *, length: int = 64) -> list[tuple[str,
             if family == "masked":
                 state = MaskedDenoiser.for_generation(adapter, prompt, length,
                                                       SamplingOptions(steps=length // 2, seed=seed))
-            else:
+            elif family == "uniform":
                 state = UniformDenoiser.for_generation(adapter, prompt, length,
                                                        UniformOptions.for_adapter(adapter, seed=seed))
+            else:
+                state = ContinuousDenoiser.for_generation(adapter, prompt, length, ContinuousOptions(seed=seed))
             denoise(adapter, state)
             out.append((prompt, state.text))
         return out
@@ -72,9 +81,13 @@ def model_card(stats: dict, *, parameters: int, command: str, samples: list[tupl
     history = stats["history"]
     val = f"{history[-1]['val_loss']:.4f} (step {history[-1]['step']})" if history else "not measured"
     sample_text = "\n\n".join(f"> **{p}**{t.replace(chr(10), ' / ')}" for p, t in samples) or "(none)"
-    experts = (f" (dense {shape['intermediate'] - shape['expert_intermediate']} + {shape['experts']} experts of "
-               f"{shape['expert_intermediate']}, one active; canvas {cfg['default_block_size']})"
-               if stats["family"] == "uniform" else "")
+    experts = ""
+    if stats["family"] == "uniform":
+        experts = (f" (dense {shape['intermediate'] - shape['expert_intermediate']} + {shape['experts']} experts "
+                   f"of {shape['expert_intermediate']}, one active; canvas {cfg['default_block_size']})")
+    elif stats["family"] == "continuous":
+        experts = (f"; embeddings of {shape['embedding_dim']}, T = {cfg['diffusion_steps']}, "
+                   f"{cfg['noise_schedule']} noise schedule")
     curve = "\n".join(f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} |" for h in history)
     return f"""# {stats['name']}
 

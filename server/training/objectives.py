@@ -110,6 +110,46 @@ def canvas_loss(
     return (ce * noised / t_tok).sum() / (batch * length)
 
 
+def continuous_loss(
+    model: torch.nn.Module,
+    x0: torch.Tensor,
+    *,
+    block_size: int,
+    generator: torch.Generator,
+    abar: torch.Tensor,
+) -> torch.Tensor:
+    """DiffuSeq's objective on a block-causal window (the masked family's BD3-LM layout: noisy blocks, then the
+    clean copy). Each block gets a time t in 1..T; its tokens' embeddings are noised to
+    sqrt(abar_t) e + sqrt(1 - abar_t) eps; the model predicts the clean embeddings. Per token: the squared error
+    of that prediction, the cross-entropy of rounding the prediction to the right token, the cross-entropy of
+    rounding the clean embedding itself (keeps embeddings apart, as Diffusion-LM's decoder term), and the prior
+    term (abar_T e^2: x_T should carry nothing of x_0)."""
+    batch, length = x0.shape
+    steps = len(abar) - 1
+    t = (block_ratios(batch, length, block_size, generator) * steps).ceil().long().clamp(1, steps)
+    a = abar.to(torch.float32)[t][..., None]
+    clean = model.embed(x0)
+    eps = torch.randn(clean.shape, generator=generator)
+    noisy = a.sqrt() * clean + (1 - a).sqrt() * eps
+    mask, pos = training_mask(length, block_size)
+    hidden = model.model(
+        inputs_embeds=torch.cat([model.inputs(noisy, t), model.inputs(clean, None)], dim=1),
+        attention_mask=mask[None, None].expand(batch, 1, -1, -1),
+        position_ids=pos[None].expand(batch, -1),
+        use_cache=False,
+    ).last_hidden_state
+    predicted = model.predict_clean(hidden[:, :length])
+    vocab = model.config.vocab_size
+
+    def rounding(points: torch.Tensor) -> torch.Tensor:
+        logits = model.rounding_logits(points)
+        return F.cross_entropy(logits.reshape(-1, vocab), x0.reshape(-1), reduction="none").view(batch, length)
+
+    mse = ((predicted - clean) ** 2).mean(-1)
+    prior = float(abar[-1]) * (clean ** 2).mean(-1)
+    return (mse + rounding(predicted) + rounding(clean) + prior).mean()
+
+
 def canvas_masks(text_config, batch: int, length: int, canvas: int) -> dict[str, torch.Tensor]:
     """The decoder's attention masks (True: attend) over [clean cache | noisy canvases] for every layer type:
     a canvas sees the clean tokens before it and all of itself."""

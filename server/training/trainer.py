@@ -15,13 +15,14 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from airquill.server.training.architecture import FAMILIES, ModelShape, build_model
 from airquill.server.training.corpus import load_corpus
 from airquill.server.training.model_card import hardware, model_card, sample_texts
+from airquill.server.sampling.continuous import alpha_bar
 from airquill.server.sampling.noise import ordinary_ids
-from airquill.server.training.objectives import ar_loss, canvas_loss, mdlm_loss
+from airquill.server.training.objectives import ar_loss, canvas_loss, continuous_loss, mdlm_loss
 from airquill.server.training.tokenizer import train_tokenizer
 
 CHECKPOINT = "checkpoint.pt"
@@ -41,6 +42,8 @@ class TrainConfig:
     default_block_size: int = 32  # uniform family: the canvas length
     noise: str = "uniform"  # uniform family: uniform | absorbing (the comparison)
     self_conditioning: float = 0.5  # uniform family: share of steps trained with self-conditioning
+    diffusion_steps: int = 2000  # continuous family: training timesteps T
+    noise_schedule: str = "sqrt"  # continuous family: abar(t) during training
     tokens: int = 20_000_000
     lr: float = 1e-3
     warmup: int = 200
@@ -111,6 +114,7 @@ class Trainer:
         corpus = load_corpus(Path(cfg.data))
         self.tokenizer, self.model = self._tokenizer_and_model(corpus.train)
         self.noise_ids = ordinary_ids(self.tokenizer, len(self.tokenizer))
+        self.abar = alpha_bar(cfg.noise_schedule, cfg.diffusion_steps)
         self.train_stream = TokenStream(corpus.train, self.tokenizer, cfg.seq_len)
         self.eval_stream = TokenStream(corpus.heldout, self.tokenizer, cfg.seq_len)
         self.optimizer = torch.optim.AdamW(
@@ -132,7 +136,9 @@ class Trainer:
             tokenizer = train_tokenizer(train_docs, cfg.vocab_size)
             tokenizer.save_pretrained(tok_dir)
         torch.manual_seed(cfg.seed)
-        return tokenizer, build_model(cfg.shape, tokenizer, cfg.family, cfg.default_block_size, cfg.block_sizes, cfg.seq_len)
+        return tokenizer, build_model(cfg.shape, tokenizer, cfg.family, cfg.default_block_size, cfg.block_sizes,
+                                      cfg.seq_len, diffusion_steps=cfg.diffusion_steps,
+                                      noise_schedule=cfg.noise_schedule)
 
     def _resume(self) -> None:
         path = self.out / CHECKPOINT
@@ -165,6 +171,8 @@ class Trainer:
         cfg = self.cfg
         if cfg.family == "ar":
             return ar_loss(self.model, x0)
+        if cfg.family == "continuous":
+            return continuous_loss(self.model, x0, block_size=block_size, generator=generator, abar=self.abar)
         if cfg.family == "uniform":  # the canvas length is the model's, whatever block was drawn
             return canvas_loss(self.model, x0, canvas=cfg.default_block_size, generator=generator, noise=cfg.noise,
                                noise_ids=self.noise_ids, mask_id=self.tokenizer.mask_token_id,
@@ -256,19 +264,25 @@ class Trainer:
 
 
 NOISES = ("uniform", "absorbing")
-ADDED_LATER = {"noise": "uniform", "self_conditioning": 0.5}  # settings older checkpoints do not record
+ADDED_LATER = {"noise": "uniform", "self_conditioning": 0.5, "diffusion_steps": 2000, "noise_schedule": "sqrt"}  # settings older checkpoints do not record
 NOT_RECIPE = ("out", "threads", "eval_every", "checkpoint_every", "eval_batches")
 
 
 def load_trained(path: str, family: str):
     """A model `airquill train` saved, in float32 for training; refuses a model of another family."""
-    found = getattr(AutoConfig.from_pretrained(path), "airquill_family", None)
+    from airquill.server.models.loader import model_config
+
+    found = getattr(model_config(path), "airquill_family", None)
     if found != family:
         raise ValueError(f"{path} is a {found!r} model, not {family!r}")
     if family == "uniform":
         from transformers import DiffusionGemmaForBlockDiffusion
 
         return DiffusionGemmaForBlockDiffusion.from_pretrained(path, dtype=torch.float32)
+    if family == "continuous":
+        from airquill.server.models.continuous import ContinuousDiffusionModel
+
+        return ContinuousDiffusionModel.from_pretrained(path, dtype=torch.float32)
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
 
 

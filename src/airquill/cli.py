@@ -15,7 +15,7 @@ def _train(args: argparse.Namespace) -> int:
     from airquill.server.training.trainer import Trainer, TrainConfig
 
     shape = ModelShape(hidden=args.hidden, layers=args.layers, heads=args.heads, intermediate=args.intermediate,
-                       expert_intermediate=args.expert_intermediate)
+                       expert_intermediate=args.expert_intermediate, embedding_dim=args.embedding_dim)
     cfg = TrainConfig(
         data=args.data,
         out=args.out,
@@ -34,6 +34,8 @@ def _train(args: argparse.Namespace) -> int:
         threads=args.threads,
         noise=args.noise,
         self_conditioning=args.self_conditioning,
+        diffusion_steps=args.diffusion_steps,
+        noise_schedule=args.noise_schedule,
     )
     try:
         trainer = Trainer(cfg, command="airquill " + " ".join(sys.argv[1:]))
@@ -51,8 +53,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a tokenizer and a diffusion (or autoregressive) model on text files")
     p.add_argument("data", help="folder of .txt/.md files (or one file of blank-line separated chapters)")
     p.add_argument("--out", required=True, help="output folder; rerunning resumes from its checkpoint")
-    p.add_argument("--family", default="masked", choices=["masked", "ar", "uniform"],
-                   help="masked diffusion, its autoregressive twin, or uniform noise (DiffusionGemma's shape)")
+    p.add_argument("--family", default="masked", choices=["masked", "ar", "uniform", "continuous"],
+                   help="masked diffusion, its autoregressive twin, uniform noise (DiffusionGemma's shape) or "
+                        "continuous diffusion on embeddings (DiffuSeq)")
+    p.add_argument("--diffusion-steps", type=int, default=2000, help="continuous family: training timesteps T")
+    p.add_argument("--noise-schedule", default="sqrt", choices=["linear", "cosine", "sqrt"],
+                   help="continuous family: the noise schedule abar(t) to train with")
+    p.add_argument("--embedding-dim", type=int, default=64,
+                   help="continuous family: dimension of the token embeddings diffusion runs in")
     p.add_argument("--noise", default="uniform", choices=["uniform", "absorbing"],
                    help="uniform family: what a noised canvas token becomes (absorbing: the mask, for comparison)")
     p.add_argument("--self-conditioning", type=float, default=0.5,

@@ -305,15 +305,12 @@ def test_loads_a_saved_checkpoint_from_a_folder(gemma, tokenizer, tmp_path):
     torch.testing.assert_close(a, b)
 
 
-def test_served_through_load_adapter_and_the_real_server(gemma, tokenizer, tmp_path):
+def test_served_through_load_adapter_and_the_real_server(gemma, tokenizer, tmp_path, stream_once):
     """The path a user runs: `load_adapter(<folder>)` picks the DiffusionGemma adapter by model type, and the
     real WebSocket server on loopback streams every step of a uniform-noise request: random tokens (noise 1)
     condense into the final text, which equals `done`."""
-    import asyncio
 
     from airquill.server.models.loader import load_adapter
-    from airquill.server.serving.websocket import AirquillServer, ServeConfig
-    from airquill.shared.client import AirquillClient
     from airquill.shared.protocol import Sampling
 
     gemma.model.save_pretrained(tmp_path)
@@ -321,18 +318,8 @@ def test_served_through_load_adapter_and_the_real_server(gemma, tokenizer, tmp_p
     adapter = load_adapter(str(tmp_path), device="cpu")
     assert isinstance(adapter, DiffusionGemmaAdapter) and adapter.family == "uniform"
 
-    async def main():
-        server = await AirquillServer(adapter, ServeConfig(port=0, token="t")).start()
-        try:
-            async with AirquillClient(f"ws://127.0.0.1:{server.port}", token="t") as client:
-                assert client.welcome.capabilities.families == ["uniform"]
-                stream = await client.generate(PROMPT, CANVAS * 2, sampling=Sampling(steps=4, seed=3))
-                steps = [step async for step in stream.steps()]
-                return steps, await stream.result(), stream.state
-        finally:
-            await server.stop()
-
-    steps, done, state = asyncio.run(asyncio.wait_for(main(), timeout=120))
+    capabilities, steps, done, state = stream_once(adapter, PROMPT, CANVAS * 2, Sampling(steps=4, seed=3))
+    assert capabilities.families == ["uniform"]
     assert steps[0].index == 0 and any(c.noise == 1.0 for c in steps[0].changes)  # the canvas starts as noise
     assert steps[-1].is_final and state.text == done.text and all(cell.noise == 0.0 for cell in state.cells)
     assert 1 < len(steps) <= 1 + 2 * 4  # at most 4 steps per canvas, two canvases

@@ -37,7 +37,7 @@ def _weights(out: Path) -> dict[str, torch.Tensor]:
     return load_file(out / "model" / "model.safetensors")
 
 
-@pytest.mark.parametrize("family", ["masked", "ar", "uniform"])
+@pytest.mark.parametrize("family", ["masked", "ar", "uniform", "continuous"])
 def test_killed_training_resumes_with_the_same_data_order(corpus, tmp_path, family):
     steps = 60
     tokens = steps * 4 * 32
@@ -93,6 +93,25 @@ def test_uniform_family_trains_and_samples_through_the_diffusion_gemma_adapter(c
     adapter = load_adapter(str(out / "model"))
     assert isinstance(adapter, DiffusionGemmaAdapter) and adapter.family == "uniform"
     state = UniformDenoiser.for_generation(adapter, "In the beginning", 12, UniformOptions(max_steps=3))
+    assert denoise(adapter, state).is_final and 0 < len(state.output_ids) <= 12
+
+
+def test_continuous_family_trains_and_samples(corpus, tmp_path):
+    from airquill.server.models.continuous import ContinuousAdapter
+    from airquill.server.models.loader import load_adapter
+    from airquill.server.sampling.continuous import ContinuousDenoiser, ContinuousOptions
+    from airquill.server.sampling.drivers import denoise
+
+    out = tmp_path / "continuous-run"
+    done = subprocess.run(_train(corpus, out, 10 * 4 * 32, "continuous", 5, "--embedding-dim", "16",
+                                 "--noise-schedule", "cosine", "--diffusion-steps", "500"),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    card = (out / "model" / "README.md").read_text()
+    assert "DiffuSeq" in card and "T = 500, cosine noise schedule" in card
+    adapter = load_adapter(str(out / "model"))
+    assert isinstance(adapter, ContinuousAdapter) and adapter.diffusion_steps == 500
+    state = ContinuousDenoiser.for_generation(adapter, "In the beginning", 12, ContinuousOptions(steps=3))
     assert denoise(adapter, state).is_final and 0 < len(state.output_ids) <= 12
 
 

@@ -77,6 +77,14 @@ def test_random_tokens_show_their_own_letters_dimmed(host):
     assert settled.astype(int).sum() > wide.astype(int).sum()  # still noise: dimmer than settled text
 
 
+def test_blurred_tokens_sharpen_as_their_noise_falls(host):
+    """Continuous diffusion: a token shown at noise 0.9 is blurrier and dimmer than at 0.2, and at 0.2 than
+    settled; less ink as the noise rises."""
+    frames = [host.frame(panel_with(["MMMM"] * 6, noise=n)[0], 10.0) for n in (0.0, 0.2, 0.9)]
+    crisp = [int((f.max(axis=-1) > 120).sum()) for f in frames]
+    assert crisp[0] > crisp[1] > crisp[2]
+
+
 def test_cyrillic_renders_real_glyphs(host):
     from airquill.vr_client.text.atlas import FALLBACK
 

@@ -47,9 +47,10 @@ void main() {
     gl_Position = mvp * vec4(local, 0.0, 1.0);
     v_uv = mix(r.xy, r.zw, corner);
     vec3 dim = vec3(0.55, 0.6, 0.7);
-    float solidity = mix(0.45, 1.0, conf) * (noise > 0.0 ? 0.75 : 1.0);  // unsure or provisional: less solid
+    float provisional = noise < 1.0 ? noise : 0.0;  // 0.5: uniform proposal; (0, 1): continuous blur
+    float solidity = mix(0.45, 1.0, conf) * (1.0 - 0.5 * provisional);  // unsure or provisional: less solid
     v_color = solid > 0.5 ? color : vec4(mix(dim, color.rgb, e), mix(0.45, color.a * solidity, e));
-    v_blur = solid > 0.5 ? 0.0 : mix(random_token ? 0.08 : 0.16, 0.0, e);
+    v_blur = solid > 0.5 ? 0.0 : max(mix(random_token ? 0.08 : 0.16, 0.0, e), 0.25 * provisional);
 }
 """
 

@@ -1,0 +1,212 @@
+"""The continuous family as a per-request state machine: DiffuSeq-style Gaussian diffusion on token embeddings,
+sampled with DDIM's deterministic update and far fewer steps than training.
+
+A canvas starts as Gaussian noise in the embedding space. Each step the model predicts every canvas position's
+clean embedding x0; rounding (the nearest token embedding) turns that into the tokens the client sees; with
+the clamping trick (DiffuSeq) the prediction is replaced by the rounded token's own embedding; DDIM then moves
+the canvas to the next, less noisy time. At the last time the rounded tokens are final, the canvas joins the
+clean prefix (cached) and the next canvas starts.
+
+Noise schedules (`NOISE_SCHEDULES`: abar(t) for t = 0..T) and sampling time spacings (`SPACINGS`: which of the
+T training times the K sampling steps visit) are registries, measured in `airquill bench families`.
+
+What a client sees, per output position (`TokenChange.noise`):
+  1.0        a canvas not started yet: blank noise
+  (0, 1)     the rounded token of the current prediction, blurred by how far the canvas point still is from
+             that token's embedding (the distance after the step, relative to the embedding's own length)
+  0.0        a token of a final canvas
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from airquill.server.models.base import ModelAdapter
+from airquill.server.sampling.canvas import CanvasDenoiser
+from airquill.server.sampling.display import TokenDisplay
+from airquill.shared.step import Step
+
+MIN_NOISE = 0.02  # a provisional token never looks settled before its canvas is final
+
+
+# --- noise schedules: abar(t), t = 0..T ------------------------------------------------------------------------
+
+
+def _linear(steps: int) -> torch.Tensor:
+    """DDPM's linear betas (1e-4 to 0.02 at T = 1000), rescaled to T steps."""
+    scale = 1000.0 / steps
+    betas = torch.linspace(scale * 1e-4, min(0.999, scale * 0.02), steps, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, 0)
+
+
+def _from_curve(curve: torch.Tensor) -> torch.Tensor:
+    """abar for t = 1..T from a curve over t = 0..T, through betas clipped to 0.999 (Improved DDPM), so abar
+    falls strictly and stays positive."""
+    betas = (1.0 - curve[1:] / curve[:-1]).clamp(0.0, 0.999)
+    return torch.cumprod(1.0 - betas, 0)
+
+
+def _cosine(steps: int) -> torch.Tensor:
+    """Improved DDPM's cosine schedule (offset s = 0.008)."""
+    s = torch.arange(0, steps + 1, dtype=torch.float64) / steps
+    return _from_curve(torch.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2)
+
+
+def _sqrt(steps: int) -> torch.Tensor:
+    """Diffusion-LM's sqrt schedule, abar = 1 - sqrt(t/T + 1e-4): noise rises fast at first."""
+    s = torch.arange(0, steps + 1, dtype=torch.float64) / steps
+    return _from_curve(1.0 - torch.sqrt(s + 1e-4))
+
+
+NOISE_SCHEDULES = {"linear": _linear, "cosine": _cosine, "sqrt": _sqrt}
+
+
+def alpha_bar(name: str, steps: int) -> torch.Tensor:
+    """abar for t = 0..T (abar[0] = 1: clean) under a named schedule."""
+    try:
+        schedule = NOISE_SCHEDULES[name]
+    except KeyError:
+        raise ValueError(f"unknown noise schedule {name!r}; choose from {', '.join(NOISE_SCHEDULES)}") from None
+    return torch.cat([torch.ones(1, dtype=torch.float64), schedule(steps)])
+
+
+# --- which training times the sampling steps visit -------------------------------------------------------------
+
+GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+def _uniform_times(steps: int, total: int) -> list[float]:
+    return [total * (steps - k) / steps for k in range(steps)]
+
+
+def _quadratic_times(steps: int, total: int) -> list[float]:
+    """Denser near t = 0, where the canvas settles into tokens (DDIM's quadratic spacing)."""
+    return [total * ((steps - k) / steps) ** 2 for k in range(steps)]
+
+
+def _golden_times(steps: int, total: int) -> list[float]:
+    """Geometric spacing: each step leaves the golden-ratio share (0.618) of the time left, the seed's
+    'golden-ratio step spacing'; with more steps than that ratio can spread over 1..T, the ratio that does."""
+    ratio = max(GOLDEN, total ** (-1.0 / steps))
+    return [total * ratio**k for k in range(steps)]
+
+
+SPACINGS = {"uniform": _uniform_times, "quadratic": _quadratic_times, "golden": _golden_times}
+
+
+def sampling_times(spacing: str, steps: int, total: int) -> list[int]:
+    """K distinct training times (K <= T), descending from T, each >= 1; the step after the last goes to t = 0."""
+    try:
+        times = SPACINGS[spacing](steps, total)
+    except KeyError:
+        raise ValueError(f"unknown spacing {spacing!r}; choose from {', '.join(SPACINGS)}") from None
+    out: list[int] = []
+    for k, t in enumerate(times):
+        t = max(steps - k, min(total, round(t)))  # leave a distinct time >= 1 for every remaining step
+        if out and t >= out[-1]:
+            t = out[-1] - 1
+        out.append(t)
+    return out
+
+
+# --- options -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContinuousOptions:
+    steps: int = 32  # per canvas
+    noise_schedule: str | None = None  # None: the model's training schedule
+    spacing: str = "uniform"  # uniform | quadratic | golden
+    clamp: bool = True  # DiffuSeq's clamping trick: continue from the rounded token's embedding
+    seed: int = 0
+    canvas_length: int | None = None  # None: the model's block size
+    prefix_cache: bool = True
+    stop_at_eos: bool = True
+
+    def validate(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.noise_schedule is not None and self.noise_schedule not in NOISE_SCHEDULES:
+            raise ValueError(f"unknown noise schedule {self.noise_schedule!r}; choose from "
+                             f"{', '.join(NOISE_SCHEDULES)}")
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"unknown spacing {self.spacing!r}; choose from {', '.join(SPACINGS)}")
+        if self.canvas_length is not None and self.canvas_length < 1:
+            raise ValueError(f"canvas_length must be at least 1, got {self.canvas_length}")
+
+
+# --- the state machine -------------------------------------------------------------------------------------
+
+
+class ContinuousDenoiser(CanvasDenoiser):
+    """State of one continuous-family request (see `CanvasDenoiser` for generation and infilling)."""
+
+    def __init__(self, adapter: ModelAdapter, document: Sequence[int], free: Sequence[bool], output_start: int,
+                 length: int, options: ContinuousOptions, *, display: TokenDisplay):
+        options.validate()
+        total = int(adapter.diffusion_steps)
+        self.times = sampling_times(options.spacing, min(options.steps, total), total)
+        self.steps_per_canvas = len(self.times)
+        self.abar = alpha_bar(options.noise_schedule or adapter.noise_schedule, total)
+        tokenizer = adapter.tokenizer
+        never = {tokenizer.pad_token_id, tokenizer.mask_token_id, tokenizer.bos_token_id}
+        self.banned = sorted(i for i in never if i is not None)
+        self.latents: torch.Tensor | None = None
+        super().__init__(adapter, document, free, output_start, length, options, display=display)
+
+    def _fill(self) -> None:
+        self.ids[self.free] = int(self.adapter.mask_id)  # blank until a canvas shows its rounded tokens
+        self._start_canvas()
+
+    def _start_canvas(self) -> None:
+        """The current canvas starts as Gaussian noise; fixed context positions carry their clean embeddings."""
+        start, end = self.canvas()
+        width = end - start
+        noise = torch.randn(width, self.adapter.embedding_dim, generator=self.generator, dtype=torch.float32)
+        clean = self.adapter.embeddings(self.ids[start:end]).cpu()
+        self.latents = torch.where(self.free[start:end, None], noise, clean)
+
+    def next_forward(self):
+        from airquill.server.models.continuous import ContinuousForwardRequest
+
+        if self.done:
+            raise RuntimeError("request already finished")
+        start, end = self.canvas()
+        return ContinuousForwardRequest(ids=self.ids[:end], canvas=(start, end), block_size=self.canvas_length,
+                                        cache=self.cache, latents=self.latents, time=self.times[self.canvas_step],
+                                        fixed=~self.free[start:end])
+
+    def advance(self, predicted: torch.Tensor) -> Step:
+        """Turn the pass's predicted clean embeddings [width, dim] into one DDIM step."""
+        start, end = self._check_output(predicted)
+        free = self.free[start:end]
+        predicted = predicted.float().cpu()
+        logits = self.adapter.rounding_logits(predicted).float().cpu()
+        logits[:, self.banned] = float("-inf")
+        confidence, tokens = logits.softmax(-1).max(-1)
+        nearest = self.adapter.embeddings(tokens).cpu()
+        x0 = nearest if self.options.clamp else predicted
+        t = self.times[self.canvas_step]
+        t_next = self.times[self.canvas_step + 1] if self.canvas_step + 1 < len(self.times) else 0
+        a, a_next = float(self.abar[t]), float(self.abar[t_next])
+        eps = (self.latents - math.sqrt(a) * x0) / math.sqrt(1.0 - a)
+        latents = math.sqrt(a_next) * x0 + math.sqrt(1.0 - a_next) * eps
+        latents = torch.where(free[:, None], latents, self.latents)  # fixed context stays clean
+        positions = free.nonzero().squeeze(-1) + start
+        self.ids[positions] = tokens[free]
+        self.confidence[positions] = confidence[free].double()
+        self.index += 1
+        self.canvas_step += 1
+        if t_next == 0:
+            self.noise[positions] = 0.0
+            self._finish_canvas(start, end)
+        else:
+            # how far the canvas point (noise removed at this time's scale) still is from its token's embedding
+            distance = (latents / math.sqrt(a_next) - nearest).norm(dim=-1)
+            blur = (distance / nearest.norm(dim=-1).clamp_min(1e-6)).clamp(MIN_NOISE, 0.99)
+            self.noise[positions] = blur[free].double()
+            self.latents = latents
+        return self._step()
