@@ -94,11 +94,11 @@ def register() -> None:
 
 @dataclass(frozen=True)
 class ContinuousForwardRequest(ForwardRequest):
-    """A forward request whose canvas is points of the embedding space at diffusion time `time` (1..T).
-    Canvas positions that are fixed context carry their clean embeddings and time 0 (never noised)."""
+    """A forward request whose canvas is points of the embedding space at diffusion time `time` (0..T, on the
+    schedule the model was trained with). Fixed context positions carry their clean embeddings (never noised)."""
 
     latents: torch.Tensor | None = None  # [canvas width, embedding_dim]
-    time: int = 0
+    time: torch.Tensor | float = 0.0  # the model's (training-schedule) time of each canvas position, or one for all
     fixed: torch.Tensor | None = None  # [canvas width] bool: positions given clean (not noised, no time)
 
 
@@ -114,6 +114,8 @@ class ContinuousAdapter(BlockDiffusionAdapter):
         self.embedding_dim = int(config.embedding_dim)
         self.diffusion_steps = int(config.diffusion_steps)
         self.noise_schedule = str(config.noise_schedule)
+        table = getattr(config, "airquill_loss_table", None)  # recorded by airquill train: adaptive schedule
+        self.loss_table = torch.tensor(table, dtype=torch.float64) if table else None
         bos = tokenizer.bos_token_id
         self.prompt_prefix = (int(bos),) if bos is not None else ()
 
@@ -134,7 +136,7 @@ class ContinuousAdapter(BlockDiffusionAdapter):
                 raise ValueError("a continuous model needs the canvas as embedding-space points")
             width = r.canvas[1] - r.canvas[0]
             fixed = r.fixed if r.fixed is not None else torch.zeros(width, dtype=torch.bool)
-            t = torch.full((width,), r.time, device=self.device)
+            t = torch.as_tensor(r.time, dtype=torch.float32).expand(width).to(self.device)
             noisy = model.inputs(latents.to(self.device), t)
             rows = slice(p.n_clean, p.n_clean + width)
             embeds[b, rows] = torch.where(fixed.to(self.device)[:, None], embeds[b, rows], noisy)

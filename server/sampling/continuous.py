@@ -65,12 +65,49 @@ NOISE_SCHEDULES = {"linear": _linear, "cosine": _cosine, "sqrt": _sqrt}
 
 
 def alpha_bar(name: str, steps: int) -> torch.Tensor:
-    """abar for t = 0..T (abar[0] = 1: clean) under a named schedule."""
+    """abar for t = 0..T (abar[0] = 1: clean) under a named fixed schedule."""
     try:
         schedule = NOISE_SCHEDULES[name]
     except KeyError:
         raise ValueError(f"unknown noise schedule {name!r}; choose from {', '.join(NOISE_SCHEDULES)}") from None
     return torch.cat([torch.ones(1, dtype=torch.float64), schedule(steps)])
+
+
+def interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear interpolation of (xp, fp) at x; xp increasing; clamped at the ends."""
+    x = x.to(torch.float64).clamp(float(xp[0]), float(xp[-1]))
+    right = torch.searchsorted(xp, x).clamp(1, len(xp) - 1)
+    x0, x1, f0, f1 = xp[right - 1], xp[right], fp[right - 1], fp[right]
+    return f0 + (f1 - f0) * ((x - x0) / (x1 - x0).clamp_min(1e-12))
+
+
+def model_times(levels: torch.Tensor, trained: torch.Tensor) -> torch.Tensor:
+    """The training time (fractional, 0..T) at which the training schedule `trained` had each noise level
+    abar: what the model's time embedding must be told when sampling walks another schedule."""
+    times = torch.arange(len(trained), dtype=torch.float64)
+    return interpolate(-levels.to(torch.float64), -trained, times)  # abar falls with t: flip to increase
+
+
+def adaptive_alpha_bar(table: torch.Tensor, trained: torch.Tensor) -> torch.Tensor:
+    """SeqDiffuSeq's adaptive schedule, per canvas position [C, T+1]: at time t a position gets the noise level
+    at which its recorded training loss is the share t/T of the way from its lowest to its highest value (over
+    the recorded range of times), so every step raises every position's difficulty by the same amount. `table` [C, B]: mean denoising loss per
+    position and training-time bucket (B equal buckets of 1..T) under the training schedule `trained`."""
+    steps = len(trained) - 1
+    buckets = table.shape[1]
+    centres = (torch.arange(buckets, dtype=torch.float64) + 0.5) * steps / buckets
+    times = torch.arange(steps + 1, dtype=torch.float64)
+    rows = []
+    for row in table.to(torch.float64):
+        loss = torch.cummax(row, 0).values + 1e-9 * torch.arange(buckets)  # rising with t, strictly
+        first, last = float(centres[0]), float(centres[-1])
+        target = loss[0] + (loss[-1] - loss[0]) * (times - first) / (last - first)
+        inside = (times >= first) & (times <= last)  # outside the recorded range: the training schedule's time
+        when = torch.where(inside, interpolate(target, loss, centres), times)  # training time with that loss
+        levels = interpolate(when, times, trained)
+        levels[0] = 1.0
+        rows.append(torch.minimum(levels, torch.cummin(levels, 0).values))
+    return torch.stack(rows)
 
 
 # --- which training times the sampling steps visit -------------------------------------------------------------
@@ -118,7 +155,7 @@ def sampling_times(spacing: str, steps: int, total: int) -> list[int]:
 @dataclass(frozen=True)
 class ContinuousOptions:
     steps: int = 32  # per canvas
-    noise_schedule: str | None = None  # None: the model's training schedule
+    noise_schedule: str | None = None  # linear | cosine | sqrt | adaptive; None: the model's training schedule
     spacing: str = "uniform"  # uniform | quadratic | golden
     clamp: bool = True  # DiffuSeq's clamping trick: continue from the rounded token's embedding
     seed: int = 0
@@ -129,9 +166,9 @@ class ContinuousOptions:
     def validate(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
-        if self.noise_schedule is not None and self.noise_schedule not in NOISE_SCHEDULES:
+        if self.noise_schedule is not None and self.noise_schedule not in (*NOISE_SCHEDULES, "adaptive"):
             raise ValueError(f"unknown noise schedule {self.noise_schedule!r}; choose from "
-                             f"{', '.join(NOISE_SCHEDULES)}")
+                             f"{', '.join(NOISE_SCHEDULES)}, adaptive")
         if self.spacing not in SPACINGS:
             raise ValueError(f"unknown spacing {self.spacing!r}; choose from {', '.join(SPACINGS)}")
         if self.canvas_length is not None and self.canvas_length < 1:
@@ -150,12 +187,30 @@ class ContinuousDenoiser(CanvasDenoiser):
         total = int(adapter.diffusion_steps)
         self.times = sampling_times(options.spacing, min(options.steps, total), total)
         self.steps_per_canvas = len(self.times)
-        self.abar = alpha_bar(options.noise_schedule or adapter.noise_schedule, total)
+        self.trained = alpha_bar(adapter.noise_schedule, total)
+        self.abar = self._schedule(adapter, options.noise_schedule or adapter.noise_schedule)
         tokenizer = adapter.tokenizer
         never = {tokenizer.pad_token_id, tokenizer.mask_token_id, tokenizer.bos_token_id}
         self.banned = sorted(i for i in never if i is not None)
         self.latents: torch.Tensor | None = None
         super().__init__(adapter, document, free, output_start, length, options, display=display)
+
+    def _schedule(self, adapter: ModelAdapter, name: str) -> torch.Tensor:
+        """abar [T+1] for a fixed schedule, or [C, T+1] per canvas position for the adaptive one."""
+        if name != "adaptive":
+            return alpha_bar(name, len(self.trained) - 1)
+        table = getattr(adapter, "loss_table", None)
+        if table is None:
+            raise ValueError(f"{adapter.name} has no recorded training losses, so no adaptive schedule; "
+                             "retrain it with this version of airquill train")
+        return adaptive_alpha_bar(table, self.trained)
+
+    def _levels(self, t: int, width: int) -> torch.Tensor:
+        """abar of each canvas position at time t (positions past the adaptive table use its last row)."""
+        if self.abar.dim() == 1:
+            return self.abar[t].expand(width).clone()
+        rows = torch.arange(width).clamp_max(self.abar.shape[0] - 1)
+        return self.abar[rows, t]
 
     def _fill(self) -> None:
         self.ids[self.free] = int(self.adapter.mask_id)  # blank until a canvas shows its rounded tokens
@@ -175,9 +230,10 @@ class ContinuousDenoiser(CanvasDenoiser):
         if self.done:
             raise RuntimeError("request already finished")
         start, end = self.canvas()
+        levels = self._levels(self.times[self.canvas_step], end - start)
         return ContinuousForwardRequest(ids=self.ids[:end], canvas=(start, end), block_size=self.canvas_length,
-                                        cache=self.cache, latents=self.latents, time=self.times[self.canvas_step],
-                                        fixed=~self.free[start:end])
+                                        cache=self.cache, latents=self.latents,
+                                        time=model_times(levels, self.trained).float(), fixed=~self.free[start:end])
 
     def advance(self, predicted: torch.Tensor) -> Step:
         """Turn the pass's predicted clean embeddings [width, dim] into one DDIM step."""
@@ -191,9 +247,10 @@ class ContinuousDenoiser(CanvasDenoiser):
         x0 = nearest if self.options.clamp else predicted
         t = self.times[self.canvas_step]
         t_next = self.times[self.canvas_step + 1] if self.canvas_step + 1 < len(self.times) else 0
-        a, a_next = float(self.abar[t]), float(self.abar[t_next])
-        eps = (self.latents - math.sqrt(a) * x0) / math.sqrt(1.0 - a)
-        latents = math.sqrt(a_next) * x0 + math.sqrt(1.0 - a_next) * eps
+        a = self._levels(t, end - start).float()[:, None]
+        a_next = self._levels(t_next, end - start).float()[:, None]
+        eps = (self.latents - a.sqrt() * x0) / (1.0 - a).sqrt()
+        latents = a_next.sqrt() * x0 + (1.0 - a_next).sqrt() * eps
         latents = torch.where(free[:, None], latents, self.latents)  # fixed context stays clean
         positions = free.nonzero().squeeze(-1) + start
         self.ids[positions] = tokens[free]
@@ -205,7 +262,7 @@ class ContinuousDenoiser(CanvasDenoiser):
             self._finish_canvas(start, end)
         else:
             # how far the canvas point (noise removed at this time's scale) still is from its token's embedding
-            distance = (latents / math.sqrt(a_next) - nearest).norm(dim=-1)
+            distance = (latents / a_next.sqrt() - nearest).norm(dim=-1)
             blur = (distance / nearest.norm(dim=-1).clamp_min(1e-6)).clamp(MIN_NOISE, 0.99)
             self.noise[positions] = blur[free].double()
             self.latents = latents

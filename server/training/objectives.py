@@ -117,13 +117,15 @@ def continuous_loss(
     block_size: int,
     generator: torch.Generator,
     abar: torch.Tensor,
+    record=None,
 ) -> torch.Tensor:
     """DiffuSeq's objective on a block-causal window (the masked family's BD3-LM layout: noisy blocks, then the
     clean copy). Each block gets a time t in 1..T; its tokens' embeddings are noised to
     sqrt(abar_t) e + sqrt(1 - abar_t) eps; the model predicts the clean embeddings. Per token: the squared error
     of that prediction, the cross-entropy of rounding the prediction to the right token, the cross-entropy of
     rounding the clean embedding itself (keeps embeddings apart, as Diffusion-LM's decoder term), and the prior
-    term (abar_T e^2: x_T should carry nothing of x_0)."""
+    term (abar_T e^2: x_T should carry nothing of x_0). `record(t, loss)`, if given, receives each token's time
+    and denoising loss (the adaptive schedule is built from them)."""
     batch, length = x0.shape
     steps = len(abar) - 1
     t = (block_ratios(batch, length, block_size, generator) * steps).ceil().long().clamp(1, steps)
@@ -146,6 +148,8 @@ def continuous_loss(
         return F.cross_entropy(logits.reshape(-1, vocab), x0.reshape(-1), reduction="none").view(batch, length)
 
     mse = ((predicted - clean) ** 2).mean(-1)
+    if record is not None:
+        record(t, mse.detach())
     prior = float(abar[-1]) * (clean ** 2).mean(-1)
     return (mse + rounding(predicted) + rounding(clean) + prior).mean()
 

@@ -60,6 +60,39 @@ class TrainConfig:
         return max(1, self.tokens // (self.batch_size * self.seq_len))
 
 
+class LossTable:
+    """The continuous family's denoising loss per position in a block (the first `rows`) and training-time
+    bucket, decayed so it follows the model as it learns; the adaptive noise schedule is built from it."""
+
+    def __init__(self, rows: int, steps: int, buckets: int = 20, decay: float = 0.99):
+        self.rows, self.steps, self.buckets, self.decay = rows, steps, buckets, decay
+        self.sum = torch.zeros(rows, buckets, dtype=torch.float64)
+        self.count = torch.zeros(rows, buckets, dtype=torch.float64)
+
+    def add(self, t: torch.Tensor, loss: torch.Tensor, block_size: int) -> None:
+        self.sum *= self.decay
+        self.count *= self.decay
+        position = (torch.arange(t.shape[1]) % block_size).expand_as(t)
+        keep = position < self.rows
+        bucket = ((t - 1) * self.buckets // self.steps).clamp(0, self.buckets - 1)
+        cell = (position * self.buckets + bucket)[keep]
+        self.sum.view(-1).index_add_(0, cell, loss[keep].double())
+        self.count.view(-1).index_add_(0, cell, torch.ones_like(cell, dtype=torch.float64))
+
+    def means(self) -> list[list[float]]:
+        """Mean loss per cell; a cell never seen takes its bucket's mean over positions."""
+        seen = self.count > 0
+        column = self.sum.sum(0) / self.count.sum(0).clamp_min(1e-12)
+        table = torch.where(seen, self.sum / self.count.clamp_min(1e-12), column.expand_as(self.sum))
+        return table.tolist()
+
+    def state(self) -> dict:
+        return {"sum": self.sum, "count": self.count}
+
+    def load(self, state: dict) -> None:
+        self.sum, self.count = state["sum"], state["count"]
+
+
 class TokenStream:
     """Random fixed-length windows over the concatenated, EOS-separated corpus."""
 
@@ -115,6 +148,7 @@ class Trainer:
         self.tokenizer, self.model = self._tokenizer_and_model(corpus.train)
         self.noise_ids = ordinary_ids(self.tokenizer, len(self.tokenizer))
         self.abar = alpha_bar(cfg.noise_schedule, cfg.diffusion_steps)
+        self.loss_table = LossTable(cfg.default_block_size, cfg.diffusion_steps) if cfg.family == "continuous" else None
         self.train_stream = TokenStream(corpus.train, self.tokenizer, cfg.seq_len)
         self.eval_stream = TokenStream(corpus.heldout, self.tokenizer, cfg.seq_len)
         self.optimizer = torch.optim.AdamW(
@@ -150,6 +184,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.history, self.elapsed = state["step"], state["history"], state["elapsed"]
+        if self.loss_table is not None and "loss_table" in state:
+            self.loss_table.load(state["loss_table"])
         if "--export-only" in self.command and state.get("command"):
             self.command = state["command"]  # the card names the command that trained the model
 
@@ -163,6 +199,7 @@ class Trainer:
                 "history": self.history,
                 "elapsed": self.elapsed,
                 "command": self.command,
+                **({"loss_table": self.loss_table.state()} if self.loss_table is not None else {}),
             },
             self.out / CHECKPOINT,
         )
@@ -172,7 +209,10 @@ class Trainer:
         if cfg.family == "ar":
             return ar_loss(self.model, x0)
         if cfg.family == "continuous":
-            return continuous_loss(self.model, x0, block_size=block_size, generator=generator, abar=self.abar)
+            table = self.loss_table if self.model.training else None
+            record = (lambda t, loss: table.add(t, loss, block_size)) if table is not None else None
+            return continuous_loss(self.model, x0, block_size=block_size, generator=generator, abar=self.abar,
+                                   record=record)
         if cfg.family == "uniform":  # the canvas length is the model's, whatever block was drawn
             return canvas_loss(self.model, x0, canvas=cfg.default_block_size, generator=generator, noise=cfg.noise,
                                noise_ids=self.noise_ids, mask_id=self.tokenizer.mask_token_id,
@@ -240,6 +280,8 @@ class Trainer:
 
     def save(self) -> Path:
         final = self.out / "model"
+        if self.loss_table is not None:
+            self.model.config.airquill_loss_table = self.loss_table.means()
         self.model.half().save_pretrained(final, safe_serialization=True)
         self.model.float()
         self.tokenizer.save_pretrained(final)

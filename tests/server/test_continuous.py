@@ -11,7 +11,7 @@ import torch
 
 from airquill.server.models.continuous import ContinuousAdapter
 from airquill.server.sampling.continuous import (NOISE_SCHEDULES, SPACINGS, ContinuousDenoiser, ContinuousOptions,
-                                                 alpha_bar, sampling_times)
+                                                 adaptive_alpha_bar, alpha_bar, model_times, sampling_times)
 from airquill.server.sampling.drivers import Scheduler, denoise, iter_denoise
 from airquill.server.training.architecture import ModelShape, build_model
 from airquill.shared.text_state import TextState
@@ -63,6 +63,35 @@ def test_sampling_times_are_distinct_and_descend_from_t(spacing, steps):
 def test_golden_spacing_takes_the_golden_share_first():
     times = sampling_times("golden", 8, 2000)
     assert times[1] == round(2000 * (math.sqrt(5) - 1) / 2)
+
+
+@pytest.mark.parametrize("name", sorted(NOISE_SCHEDULES))
+def test_model_times_invert_the_training_schedule(name):
+    trained = alpha_bar(name, 500)
+    t = torch.tensor([0, 1, 7, 250, 499, 500])
+    assert torch.allclose(model_times(trained[t], trained), t.double(), atol=1e-6)
+    # another schedule's level maps to the training time with that level
+    other = alpha_bar("cosine" if name != "cosine" else "linear", 500)[100]
+    assert torch.isclose(trained[int(model_times(other[None], trained).round())], other, rtol=0.05)
+
+
+def test_adaptive_schedule_evens_out_each_positions_loss():
+    trained = alpha_bar("sqrt", 400)
+    buckets = 10
+    centres = (torch.arange(buckets) + 0.5) / buckets
+    linear = centres.expand(3, -1)  # loss already rises linearly with t: keep the training schedule
+    adaptive = adaptive_alpha_bar(linear, trained)
+    inner = slice(30, 371)  # inside the first and last bucket centres
+    assert torch.allclose(adaptive[:, inner], trained[inner].expand(3, -1), atol=1e-3)
+    early = torch.stack([centres.sqrt(), centres ** 2])  # one position gets hard early, one late
+    adaptive = adaptive_alpha_bar(early, trained)
+    assert torch.all(adaptive[:, 0] == 1) and torch.all(adaptive[:, 1:] <= adaptive[:, :-1])
+    assert adaptive[0, 200] > trained[200] > adaptive[1, 200]  # less noise where loss rises early
+
+
+def test_adaptive_schedule_needs_recorded_losses(adapter):
+    with pytest.raises(ValueError, match="no recorded training losses"):
+        ContinuousDenoiser.for_generation(adapter, PROMPT, BLOCK, ContinuousOptions(noise_schedule="adaptive"))
 
 
 def test_rounding_maps_each_embedding_to_its_own_token(adapter, tokenizer):

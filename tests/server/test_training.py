@@ -111,8 +111,11 @@ def test_continuous_family_trains_and_samples(corpus, tmp_path):
     assert "DiffuSeq" in card and "T = 500, cosine noise schedule" in card
     adapter = load_adapter(str(out / "model"))
     assert isinstance(adapter, ContinuousAdapter) and adapter.diffusion_steps == 500
-    state = ContinuousDenoiser.for_generation(adapter, "In the beginning", 12, ContinuousOptions(steps=3))
-    assert denoise(adapter, state).is_final and 0 < len(state.output_ids) <= 12
+    assert adapter.loss_table is not None and adapter.loss_table.shape == (32, 20)  # for the adaptive schedule
+    for schedule in ("adaptive", "sqrt"):
+        options = ContinuousOptions(steps=3, noise_schedule=schedule)
+        state = ContinuousDenoiser.for_generation(adapter, "In the beginning", 12, options)
+        assert denoise(adapter, state).is_final and 0 < len(state.output_ids) <= 12
 
 
 def test_uniform_training_view_of_each_canvas_equals_the_samplers(tokenizer):
