@@ -23,10 +23,12 @@ from airquill.server.bench.sampler import (DEFAULT, batch_lines, heldout_prompts
                                            quality_cells, run_ar, run_masked, run_states)
 from airquill.server.models.loader import load_adapter, pick_device
 from airquill.server.sampling.options import SamplingOptions
+from airquill.server.sampling.continuous import NOISE_SCHEDULES, ContinuousDenoiser, ContinuousOptions
 from airquill.server.sampling.uniform import UniformDenoiser, UniformOptions
 from airquill.shared.protocol import encode_step
 
 UNIFORM_MODEL = "kjv-uniform"
+CONTINUOUS_MODEL = "kjv-continuous"
 # the uniform family's sampling for benchmarks: fixed length (no stop at end-of-text), as for the masked rows
 UNIFORM_BASE = UniformOptions(stop_at_eos=False)
 
@@ -34,8 +36,8 @@ UNIFORM_BASE = UniformOptions(stop_at_eos=False)
 @dataclass(frozen=True)
 class Setting:
     label: str
-    family: str  # masked | uniform | ar
-    options: SamplingOptions | UniformOptions | None = None
+    family: str  # masked | uniform | continuous | ar
+    options: SamplingOptions | UniformOptions | ContinuousOptions | None = None
 
 
 def family_settings(length: int, canvas: int, quick: bool) -> list[Setting]:
@@ -63,16 +65,50 @@ def family_settings(length: int, canvas: int, quick: bool) -> list[Setting]:
     return grid
 
 
+CONTINUOUS_BASE = ContinuousOptions(stop_at_eos=False)
+
+
+def continuous_settings(adapter, *, quick: bool, last_batch: bool) -> list[Setting]:
+    """Continuous rows: quality against steps per canvas (8 to 128) on the model's own schedule; every schedule
+    (and the adaptive one, when the model recorded its losses) at 64 steps; the spacings at 16 steps; and, at
+    the largest batch only, the fast-sampling pair: T/20 steps against all T training steps."""
+    c = CONTINUOUS_BASE
+    own = adapter.noise_schedule
+    grid = [Setting(f"continuous {own} {k} steps/canvas", "continuous", replace(c, steps=k))
+            for k in ((8, 64) if quick else (8, 16, 32, 64, 128))]
+    schedules = [] if quick else [n for n in NOISE_SCHEDULES if n != own]
+    if getattr(adapter, "loss_table", None) is not None:
+        schedules.append("adaptive")
+    grid += [Setting(f"continuous {n} 64 steps/canvas", "continuous", replace(c, steps=64, noise_schedule=n))
+             for n in schedules]
+    if not quick:
+        grid += [Setting(f"continuous {own} 16 steps/canvas, {sp} spacing", "continuous",
+                         replace(c, steps=16, spacing=sp)) for sp in ("quadratic", "golden")]
+    if last_batch:
+        total = adapter.diffusion_steps
+        grid += [Setting(f"continuous {own} T/20 = {total // 20} steps/canvas", "continuous",
+                         replace(c, steps=max(1, total // 20))),
+                 Setting(f"continuous {own} T = {total} steps/canvas", "continuous", replace(c, steps=total))]
+    return grid
+
+
 def run_uniform(adapter, options: UniformOptions, prompts, length: int) -> dict:
     return run_states(adapter, prompts, lambda i, prompt: UniformDenoiser.for_generation(
         adapter, prompt, length, replace(options, seed=i)))
 
 
+def run_continuous(adapter, options: ContinuousOptions, prompts, length: int) -> dict:
+    return run_states(adapter, prompts, lambda i, prompt: ContinuousDenoiser.for_generation(
+        adapter, prompt, length, replace(options, seed=i)))
+
+
+RUNS = {"masked": run_masked, "uniform": run_uniform, "continuous": run_continuous}
+
+
 def run_setting(setting: Setting, adapters: dict, scorer, prompts, length: int) -> dict:
     if setting.family == "ar":
         return run_ar(scorer, adapters["masked"].tokenizer, prompts, length, DEFAULT)
-    run = run_masked if setting.family == "masked" else run_uniform
-    return run(adapters[setting.family], setting.options, prompts, length)
+    return RUNS[setting.family](adapters[setting.family], setting.options, prompts, length)
 
 
 def prefix_cache_rows(adapters: dict, prompt: list[int], *, length: int) -> list[dict]:
@@ -84,10 +120,12 @@ def prefix_cache_rows(adapters: dict, prompt: list[int], *, length: int) -> list
             if family == "masked":
                 options = replace(DEFAULT, steps=length // 4, block_size=32, prefix_cache=cache)
                 run = run_masked(adapter, options, [prompt], length)
-            else:
+            elif family == "uniform":
                 options = replace(UNIFORM_BASE, acceptance="count", per_step=-(-adapter.canvas_length // 8),
                                   max_steps=8, prefix_cache=cache, stop_entropy=0.0)
                 run = run_uniform(adapter, options, [prompt], length)
+            else:
+                run = run_continuous(adapter, replace(CONTINUOUS_BASE, steps=8, prefix_cache=cache), [prompt], length)
             rows.append({"family": family, "prefix_cache": cache, "tokens_per_s": run["tokens_per_s"],
                          "model_tokens_per_token": run["model_tokens_per_token"], "seconds": run["seconds"]})
     return rows
@@ -168,26 +206,34 @@ def streamed_speed(tokenizer, *, size: dict, device: torch.device, length: int, 
 
 
 def measure(*, model: str | None, uniform_model: str | None, ar_model: str, length: int, batches: list[int],
-            quick: bool, device: str | None, long_length: int, gpu_size: str | None) -> dict:
+            quick: bool, device: str | None, long_length: int, gpu_size: str | None,
+            continuous_model: str | None = None) -> dict:
     from transformers import AutoModelForCausalLM
 
     dev = pick_device(device)
     adapters = {"masked": load_adapter(model, device=device),
                 "uniform": load_adapter(uniform_model or UNIFORM_MODEL, device=device)}
-    if adapters["uniform"].family != "uniform":
-        raise ValueError(f"{uniform_model} is not a uniform-noise model")
+    if continuous_model or (MODELS / CONTINUOUS_MODEL).is_dir():
+        adapters["continuous"] = load_adapter(continuous_model or CONTINUOUS_MODEL, device=device)
+    for family, adapter in adapters.items():
+        if adapter.family != family:
+            raise ValueError(f"{adapter.name} is a {adapter.family} model, not {family}")
     scorer = AutoModelForCausalLM.from_pretrained(ar_model, local_files_only=True, dtype=torch.float32).to(dev).eval()
     for adapter in adapters.values():
         if len(adapter.tokenizer) != scorer.config.vocab_size:
             raise ValueError(f"{adapter.name} does not share the AR twin's tokenizer")
     tokenizer = adapters["masked"].tokenizer
     results: dict = {"models": {k: a.name for k, a in adapters.items()}, "ar_model": str(ar_model),
-                     "length": length, "batches": {}}
+                     "length": length, "batches": {},
+                     "continuous_schedule": getattr(adapters.get("continuous"), "noise_schedule", None)}
     for batch in batches:
         prompts, references = heldout_prompts(tokenizer, count=batch, prompt_tokens=16, length=length)
         held = quality(scorer, prompts, references)
         rows = []
-        for setting in family_settings(length, adapters["uniform"].canvas_length, quick):
+        settings = family_settings(length, adapters["uniform"].canvas_length, quick)
+        if "continuous" in adapters:
+            settings += continuous_settings(adapters["continuous"], quick=quick, last_batch=batch == max(batches))
+        for setting in settings:
             run = run_setting(setting, adapters, scorer, prompts, length)
             steps = run["forwards_per_token"] * length
             rows.append({"setting": setting.label, "family": setting.family, "steps": steps,
@@ -202,9 +248,38 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
     return summarize(results)
 
 
+def continuous_figures(results: dict) -> dict:
+    """The continuous family's ratios, at the largest batch (the most samples): continuous (its own schedule) ÷
+    masked generative perplexity at 64 steps (per canvas; the masked row's 64 steps cover the whole output), the quality lost
+    sampling with T/20 steps instead of all T, and the adaptive schedule ÷ the best fixed one at 64 steps."""
+    rows = results["batches"][max(results["batches"])]["rows"]
+    continuous = {r["setting"]: r for r in rows if r["family"] == "continuous"}
+    if not continuous:
+        return {"continuous_genppl_vs_masked_64": None, "fast_sampling_quality_loss": None,
+                "adaptive_vs_best_fixed": None}
+
+    def genppl(pick):
+        found = [r["genppl"] for label, r in continuous.items() if pick(label)]
+        return found[0] if found else None
+
+    masked_64 = next((r["genppl"] for r in rows if r["setting"] == "masked linear 64 steps"), None)
+    at_64 = {label.split()[1]: r["genppl"] for label, r in continuous.items() if label.endswith(" 64 steps/canvas")}
+    fast = genppl(lambda label: " T/20 = " in label)
+    full = genppl(lambda label: " T = " in label)
+    fixed = [v for k, v in at_64.items() if k != "adaptive"]
+    return {
+        "continuous_genppl_vs_masked_64": (at_64[results["continuous_schedule"]] / masked_64
+                                           if masked_64 and results["continuous_schedule"] in at_64 else None),
+        "fast_sampling_quality_loss": fast / full - 1 if fast and full else None,
+        "adaptive_vs_best_fixed": at_64["adaptive"] / min(fixed) if "adaptive" in at_64 and fixed else None,
+    }
+
+
 def summarize(results: dict) -> dict:
     for batch, data in results["batches"].items():
-        for family in ("masked", "uniform"):
+        for family in ("masked", "uniform", "continuous"):
+            if not any(r["family"] == family for r in data["rows"]):
+                continue
             qualified = [r for r in data["rows"] if r["family"] == family and r["qualifies"]]
             best = max(qualified, key=lambda r: r["tokens_per_s"]) if qualified else None
             results[f"{family}_speedup_b{batch}"] = best["speedup"] if best else None
@@ -213,10 +288,12 @@ def summarize(results: dict) -> dict:
         closest = min(uniform, key=lambda r: r["genppl_ratio"])
         results[f"uniform_closest_b{batch}"] = {k: closest[k] for k in ("setting", "genppl_ratio", "entropy_gap",
                                                                        "speedup")}
-    for family in ("masked", "uniform"):
-        on, off = (next(r for r in results["prefix_cache"]["rows"] if r["family"] == family and r["prefix_cache"] is c)
-                   for c in (True, False))
-        results[f"prefix_cache_speedup_{family}"] = on["tokens_per_s"] / off["tokens_per_s"]
+    for family in ("masked", "uniform", "continuous"):
+        rows = [r for r in results["prefix_cache"]["rows"] if r["family"] == family]
+        if rows:
+            on, off = (next(r for r in rows if r["prefix_cache"] is c) for c in (True, False))
+            results[f"prefix_cache_speedup_{family}"] = on["tokens_per_s"] / off["tokens_per_s"]
+    results.update(continuous_figures(results))
     shaped = results.get("diffusion_gemma_shaped")
     results["diffusion_gemma_shaped_tokens_per_s"] = shaped["tokens_per_s"] if shaped else None
     return results
@@ -230,7 +307,7 @@ def report(results: dict) -> str:
     cache = results["prefix_cache"]
     lines.append(f"prefix cache, {cache['length']} tokens at batch 1:")
     for r in cache["rows"]:
-        lines.append(f"  {r['family']:<8} cache {'on ' if r['prefix_cache'] else 'off'} {r['tokens_per_s']:8.1f} tok/s"
+        lines.append(f"  {r['family']:<10} cache {'on ' if r['prefix_cache'] else 'off'} {r['tokens_per_s']:8.1f} tok/s"
                      f" | model tok/tok {r['model_tokens_per_token']:7.1f}")
     shaped = results.get("diffusion_gemma_shaped")
     if shaped:
@@ -238,7 +315,8 @@ def report(results: dict) -> str:
                      f"{shaped['device']}: {shaped['tokens_per_s']:.0f} tok/s streamed at batch 1, "
                      f"{shaped['steps']} steps, {shaped['bytes']:,} bytes of frames")
     summary = {k: v for k, v in results.items() if k not in ("batches", "models", "ar_model", "length",
-                                                             "prefix_cache", "diffusion_gemma_shaped")}
+                                                             "prefix_cache", "diffusion_gemma_shaped",
+                                                             "continuous_schedule")}
     lines.append(json.dumps(summary, indent=1))
     return "\n".join(lines)
 
@@ -247,7 +325,7 @@ def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     gpu_size = args.shaped or ("realistic" if pick_device(args.device).type == "cuda" else None)
-    results = measure(model=args.model, uniform_model=args.uniform_model,
+    results = measure(model=args.model, uniform_model=args.uniform_model, continuous_model=args.continuous_model,
                       ar_model=args.ar_model or str(MODELS / "kjv-ar"), length=args.length, batches=args.batch,
                       quick=args.quick, device=args.device, long_length=args.long_length, gpu_size=gpu_size)
     if args.plot:

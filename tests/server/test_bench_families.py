@@ -1,6 +1,6 @@
 """`airquill bench families` end to end on small models: the shipped masked model, a tiny uniform-noise model in
-DiffusionGemma's shape and a tiny AR scorer (both random, sharing the shipped tokenizer), and the tiny
-DiffusionGemma-shaped speed row. A smoke run: the figures exist and are consistent, not good."""
+DiffusionGemma's shape, a tiny continuous model and a tiny AR scorer (random, sharing the shipped tokenizer), and
+the tiny DiffusionGemma-shaped speed row. A smoke run: the figures exist and are consistent, not good."""
 from __future__ import annotations
 
 import json
@@ -16,29 +16,38 @@ from airquill.server.training.architecture import ModelShape, build_model
 def test_bench_families_runs_end_to_end(tmp_path):
     shipped = AutoTokenizer.from_pretrained(str(MODELS / "kjv-masked"))
     shape = ModelShape(hidden=32, layers=1, heads=2, intermediate=64, expert_intermediate=16)
-    for family in ("ar", "uniform"):
-        model = build_model(shape, shipped, family, block_size=8, context=64)
+    for family in ("ar", "uniform", "continuous"):
+        model = build_model(shape, shipped, family, block_size=8, context=64, diffusion_steps=40)
         model.save_pretrained(tmp_path / family)
         shipped.save_pretrained(tmp_path / family)
     result = subprocess.run(
         [sys.executable, "-m", "airquill", "bench", "families", "--quick", "--json", "--batch", "1", "2",
          "--length", "16", "--long-length", "32", "--shaped", "tiny", "--uniform-model", str(tmp_path / "uniform"),
+         "--continuous-model", str(tmp_path / "continuous"),
          "--ar-model", str(tmp_path / "ar"), "--plot", str(tmp_path / "plot.png")],
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     for key in ("uniform_speedup_b1", "uniform_speedup_b2", "masked_speedup_b1", "prefix_cache_speedup_uniform",
-                "prefix_cache_speedup_masked", "diffusion_gemma_shaped_tokens_per_s"):
+                "prefix_cache_speedup_masked", "diffusion_gemma_shaped_tokens_per_s", "continuous_speedup_b1",
+                "prefix_cache_speedup_continuous"):
         assert key in out, key
     rows = out["batches"]["1"]["rows"]
     assert rows[0]["family"] == "ar" and rows[0]["speedup"] == 1.0
-    assert {r["family"] for r in rows} == {"ar", "masked", "uniform"}
+    assert {r["family"] for r in rows} == {"ar", "masked", "uniform", "continuous"}
     assert all(r["tokens_per_s"] > 0 and r["genppl"] > 1 and r["steps"] >= 1 for r in rows)
     # two canvases of 8 at a fixed 2 steps each: 4 forward passes per request
     fixed = next(r for r in rows if r["setting"] == "uniform fixed 2 steps/canvas")
     assert fixed["steps"] == 4
     cache = out["prefix_cache"]["rows"]
-    for family in ("masked", "uniform"):
+    # continuous: steps per canvas, on the model's own schedule; the fast-sampling pair at the largest batch only
+    steps = {r["setting"]: r["steps"] for r in out["batches"]["2"]["rows"] if r["family"] == "continuous"}
+    assert steps["continuous sqrt 8 steps/canvas"] == 2 * 8
+    assert steps["continuous sqrt T = 40 steps/canvas"] == 2 * 40 and "continuous sqrt T/20 = 2 steps/canvas" in steps
+    assert not any("T/20" in r["setting"] for r in rows)
+    assert out["fast_sampling_quality_loss"] is not None and out["continuous_genppl_vs_masked_64"] is None  # 16 tokens
+    assert out["adaptive_vs_best_fixed"] is None  # the random model recorded no training losses
+    for family in ("masked", "uniform", "continuous"):
         on, off = (next(r for r in cache if r["family"] == family and r["prefix_cache"] is c) for c in (True, False))
         assert on["model_tokens_per_token"] < off["model_tokens_per_token"], family
     assert out["diffusion_gemma_shaped"]["steps"] > 1 and out["diffusion_gemma_shaped_tokens_per_s"] > 0
