@@ -38,3 +38,18 @@ def test_live_view_draws_noise_then_text():
 def test_bad_input_exits_2_with_a_message(args, message):
     result = airquill(*args)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_family_picks_the_shipped_model_of_that_family():
+    from airquill.assets import MODELS
+
+    assert airquill("generate", "Hi", "--family", "masked", "--model", "kjv-masked").returncode == 2  # not both
+    masked = airquill("generate", "And God said", "--family", "masked", "--length", "16", "--steps", "4",
+                      "--no-live")
+    assert masked.returncode == 0 and masked.stdout.startswith("And God said")
+    uniform = airquill("generate", "And God said", "--family", "uniform", "--length", "16", "--steps", "4",
+                       "--no-live")
+    if (MODELS / "kjv-uniform").is_dir():
+        assert uniform.returncode == 0 and uniform.stdout.startswith("And God said")
+    else:  # not shipped yet: a clear message, not a traceback
+        assert uniform.returncode == 2 and "no uniform model ships with this version yet" in uniform.stderr

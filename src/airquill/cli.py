@@ -476,9 +476,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "family", None) and hasattr(args, "model") and args.command != "train":
         if args.model:
             parser.error("give --model or --family, not both")
-        from airquill.assets import SHIPPED
+        from airquill.assets import MODELS, SHIPPED
 
         args.model = SHIPPED[args.family]
+        if not (MODELS / args.model).is_dir():
+            print(f"airquill {args.command}: no {args.family} model ships with this version yet ({args.model} is "
+                  f"still training); train one with `airquill train --family {args.family}` and pass --model",
+                  file=sys.stderr)
+            return 2
     handler: Handler = args.handler
     return handler(args)
 
