@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from airquill.server.models.loader import load_adapter
+from airquill.server.sampling.controls import Controls
 from airquill.server.sampling.drivers import iter_denoise
 from airquill.server.sampling.masked import MaskedDenoiser
 from airquill.server.sampling.options import SamplingOptions
@@ -11,8 +12,10 @@ from airquill.shared.step import Step
 
 
 def run_generate(*, model: str | None, prompt: str, length: int, options: SamplingOptions,
-                 device: str | None = None) -> tuple[Iterator[Step], dict]:
+                 device: str | None = None, controls: Controls | None = None) -> tuple[Iterator[Step], dict]:
     adapter = load_adapter(model, device=device)
+    if controls is not None and controls.active and adapter.family != "masked":
+        raise ValueError(f"controls are not available for the {adapter.family} family yet")
     if adapter.family == "uniform":  # canvases of random tokens: the model's own settings, then the asked ones
         from airquill.server.sampling.uniform import UniformDenoiser, UniformOptions
 
@@ -26,7 +29,7 @@ def run_generate(*, model: str | None, prompt: str, length: int, options: Sampli
         state = ContinuousDenoiser.for_generation(adapter, prompt, length,
                                                   ContinuousOptions(steps=options.steps, seed=options.seed))
     else:
-        state = MaskedDenoiser.for_generation(adapter, prompt, length, options)
+        state = MaskedDenoiser.for_generation(adapter, prompt, length, options, controls=controls)
 
     def steps() -> Iterator[Step]:
         yield state.initial_step()

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from airquill.shared.protocol import Done, Edit, EditSpan, Error, Generate, ProtocolError, Sampling, Welcome
+from airquill.shared.protocol import (Controls, Done, Edit, EditSpan, Error, Generate, ProtocolError, Sampling,
+                                      Welcome)
 from airquill.shared.session import ClientSession, StepReceived
 from airquill.shared.step import Step
 from airquill.shared.text_state import TextState
@@ -115,16 +116,16 @@ class AirquillClient:
             await asyncio.gather(self._reader, return_exceptions=True)
 
     async def generate(self, prompt: str, length: int, *, panel_id: str = "", sampling: Sampling = Sampling(),
-                       request_id: str | None = None) -> RequestStream:
+                       request_id: str | None = None, controls: Controls | None = None) -> RequestStream:
         rid = request_id or f"g{next(self._ids)}"
         return await self._request(Generate(request_id=rid, panel_id=panel_id, prompt=prompt, length=length,
-                                            sampling=sampling))
+                                            sampling=sampling, controls=controls))
 
     async def edit(self, text: str, spans: list[EditSpan], *, panel_id: str = "", sampling: Sampling = Sampling(),
-                   request_id: str | None = None) -> RequestStream:
+                   request_id: str | None = None, controls: Controls | None = None) -> RequestStream:
         rid = request_id or f"e{next(self._ids)}"
         return await self._request(Edit(request_id=rid, panel_id=panel_id, text=text, spans=spans,
-                                        sampling=sampling))
+                                        sampling=sampling, controls=controls))
 
     async def cancel(self, request_id: str) -> None:
         await self._ready.wait()

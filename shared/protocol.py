@@ -1,4 +1,7 @@
-"""The airquill wire protocol, version 1: typed messages and their encoding (no I/O here).
+"""The airquill wire protocol, version 2: typed messages and their encoding (no I/O here).
+
+Version 2 adds `controls` (keywords, a length in words, a style) to generate and edit; a server still speaks
+version 1 to clients that only offer it, and refuses controls there.
 
 Control messages are JSON text frames, one object each, told apart by their "type" field. Step frames are
 binary MessagePack arrays (compact: small integers take one byte). Every message is validated against its
@@ -14,8 +17,9 @@ from msgspec import Meta, Struct
 
 from airquill.shared.step import FinishReason, Step, TokenChange
 
-PROTOCOL_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+PROTOCOL_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+STEP_FRAME_VERSION = 1  # the binary step frame is the same in versions 1 and 2
 
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
 Count = Annotated[int, Meta(ge=1)]
@@ -36,6 +40,7 @@ class Capabilities(Struct, frozen=True, kw_only=True, omit_defaults=True):
     families: list[str]
     schedules: list[str]
     limits: Limits
+    controls: list[str] = []  # version 2: which controls this model takes: keywords, length_words, style
 
 
 # --- client -> server ---------------------------------------------------------------------------------
@@ -60,12 +65,25 @@ class Sampling(Struct, frozen=True, kw_only=True, omit_defaults=True):
     block_size: Count | None = None
 
 
+Keyword = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class Controls(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Version 2: what the text must do; absent fields ask nothing."""
+
+    keywords: Annotated[list[Keyword], Meta(max_length=8)] = []
+    length_words: Count | None = None  # generate only: the text's length in words (±5%); `length` is then ignored
+    style: Literal["question", "statement"] | None = None
+    style_strength: Annotated[float, Meta(ge=0.0, le=20.0)] | None = None
+
+
 class Generate(Struct, frozen=True, kw_only=True, omit_defaults=True, tag="generate", tag_field="type"):
     request_id: Id
     panel_id: str = ""
     prompt: Annotated[str, Meta(min_length=1)]
     length: Count
     sampling: Sampling = Sampling()
+    controls: Controls | None = None
 
 
 class EditSpan(Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -81,6 +99,7 @@ class Edit(Struct, frozen=True, kw_only=True, omit_defaults=True, tag="edit", ta
     text: str
     spans: Annotated[list[EditSpan], Meta(min_length=1)]
     sampling: Sampling = Sampling()
+    controls: Controls | None = None
 
 
 class Cancel(Struct, frozen=True, kw_only=True, omit_defaults=True, tag="cancel", tag_field="type"):
@@ -182,7 +201,7 @@ def decode_server(data: str | bytes):
 
 def encode_step(request_id: str, step: Step) -> bytes:
     frame = StepFrame(
-        version=PROTOCOL_VERSION,
+        version=STEP_FRAME_VERSION,
         request_id=request_id,
         index=step.index,
         total=step.total,
@@ -198,8 +217,8 @@ def decode_step(data: bytes) -> tuple[str, Step]:
         frame = _unpack.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as err:
         raise ProtocolError("malformed_step", f"malformed step frame: {err}") from None
-    if frame.version != PROTOCOL_VERSION:
-        raise ProtocolError("version", f"step frame version {frame.version}, expected {PROTOCOL_VERSION}")
+    if frame.version != STEP_FRAME_VERSION:
+        raise ProtocolError("version", f"step frame version {frame.version}, expected {STEP_FRAME_VERSION}")
     changes = tuple(TokenChange(c.position, c.token_id, c.text, c.confidence / 255, c.noise / 255)
                     for c in frame.changes)
     if any(c.position >= frame.length for c in changes):

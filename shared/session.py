@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from airquill.shared.protocol import (
-    PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
     Cancel,
     Capabilities,
@@ -69,6 +68,7 @@ class ServerSession:
         self.server_name = server_name
         self.phase = Phase.AWAITING_HELLO
         self.client = ""
+        self.version = 0  # agreed at hello
         self._out: list[Frame] = []
 
     def data_to_send(self) -> list[Frame]:
@@ -95,6 +95,9 @@ class ServerSession:
             return self._reject("out_of_order", "hello was already received")
         if isinstance(message, Cancel):
             return [RequestCancelled(message.request_id)]
+        if getattr(message, "controls", None) is not None and self.version < 2:
+            return self._reject("unsupported", "controls need protocol version 2; this connection speaks "
+                                               f"version {self.version}", message.request_id)
         return [message]
 
     def _hello(self, message) -> list:
@@ -108,7 +111,7 @@ class ServerSession:
             self._queue(Error(code="version", message=f"no common protocol version: server speaks "
                                                       f"{list(SUPPORTED_VERSIONS)}, client {message.versions}"))
             return [self._close(CLOSE_POLICY, "unsupported version")]
-        self.phase, self.client = Phase.READY, message.client
+        self.phase, self.client, self.version = Phase.READY, message.client, common[-1]
         self._queue(Welcome(version=common[-1], server=self.server_name, capabilities=self.capabilities))
         return [Ready(client=message.client, version=common[-1])]
 
@@ -166,7 +169,7 @@ class ClientSession:
         if isinstance(message, Welcome):
             if self.phase is not Phase.AWAITING_HELLO:
                 raise ProtocolError("out_of_order", "a second welcome")
-            if message.version != PROTOCOL_VERSION:
+            if message.version not in SUPPORTED_VERSIONS:
                 raise ProtocolError("version", f"server chose version {message.version}")
             self.phase, self.welcome = Phase.READY, message
         elif self.phase is not Phase.READY and not isinstance(message, Error):

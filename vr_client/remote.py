@@ -11,13 +11,14 @@ import threading
 from collections.abc import Iterator
 
 from airquill.shared.client import AirquillClient
-from airquill.shared.protocol import Sampling
+from airquill.shared.protocol import Controls, Sampling
 from airquill.shared.step import Step
 
 _END = object()
 
 
-def remote_steps(url: str, *, token: str, prompt: str, length: int, sampling: Sampling) -> tuple[Iterator[Step], dict]:
+def remote_steps(url: str, *, token: str, prompt: str, length: int, sampling: Sampling,
+                 controls: Controls | None = None) -> tuple[Iterator[Step], dict]:
     handoff: queue.Queue = queue.Queue()
     info: dict = {}
     connected = threading.Event()
@@ -27,7 +28,7 @@ def remote_steps(url: str, *, token: str, prompt: str, length: int, sampling: Sa
             async with AirquillClient(url, token=token, reconnect=False) as client:
                 info["model"] = client.welcome.capabilities.model
                 connected.set()
-                stream = await client.generate(prompt, length, sampling=sampling)
+                stream = await client.generate(prompt, length, sampling=sampling, controls=controls)
                 async for step in stream.steps():
                     handoff.put(step)
                 await stream.result()

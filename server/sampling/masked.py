@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from airquill.server.models.base import ForwardRequest, ModelAdapter
+from airquill.server.sampling.controls import Controls, ControlState, tokens_for_words
 from airquill.server.sampling.display import TokenDisplay
 from airquill.server.sampling.noise import draw
 from airquill.server.sampling.options import SamplingOptions
@@ -41,6 +42,7 @@ class MaskedDenoiser:
         *,
         block_size: int,
         display: TokenDisplay,
+        controls: Controls | None = None,
     ):
         options.validate()
         self.adapter, self.options, self.display = adapter, options, display
@@ -62,6 +64,11 @@ class MaskedDenoiser:
         self.finish: FinishReason | None = None
         self.cancel_requested = False
         self.end_id = None  # set by for_generation when options.stop_at_eos
+        self.control: ControlState | None = None
+        if controls is not None and controls.active:
+            masked = int(self._masked()[output_start:].sum())
+            self.control = ControlState.build(controls, adapter, display, output_start,
+                                              [(b[0], b[1]) for b in self.blocks], masked)
         self.strings = self.display.strings(self._visible_ids())
         self.shown = self.output_ids
 
@@ -69,18 +76,27 @@ class MaskedDenoiser:
 
     @classmethod
     def for_generation(cls, adapter: ModelAdapter, prompt: str, length: int, options: SamplingOptions, *,
-                       display: TokenDisplay | None = None) -> MaskedDenoiser:
+                       display: TokenDisplay | None = None, controls: Controls | None = None) -> MaskedDenoiser:
+        """`length` tokens after the prompt; with a length in words (`controls`), a budget that holds them."""
         prompt_ids = prompt_tokens(adapter, prompt)
-        check_length(length, adapter.max_length - len(prompt_ids))
         block = options.block_size or adapter.default_block_size
+        if controls is not None and controls.length_words:
+            length = tokens_for_words(controls.length_words, block)
+            limit = adapter.max_length - len(prompt_ids)
+            if length > limit:
+                raise ValueError(f"{controls.length_words} words need about {length} tokens; this model and "
+                                 f"prompt leave room for {limit}")
+        check_length(length, adapter.max_length - len(prompt_ids))
         state = cls(adapter, prompt_ids + [adapter.mask_id] * length, len(prompt_ids), options,
-                    block_size=block, display=display or TokenDisplay(adapter.tokenizer))
+                    block_size=block, display=display or TokenDisplay(adapter.tokenizer), controls=controls)
         state.end_id = adapter.tokenizer.eos_token_id if options.stop_at_eos else None
         return state
 
     @classmethod
     def for_infill(cls, adapter: ModelAdapter, text: str, spans: Sequence[Span], options: SamplingOptions, *,
-                   display: TokenDisplay | None = None) -> MaskedDenoiser:
+                   display: TokenDisplay | None = None, controls: Controls | None = None) -> MaskedDenoiser:
+        if controls is not None and controls.length_words:
+            raise ValueError("a length in words applies to generation; give an edited span a new length in tokens")
         display = display or TokenDisplay(adapter.tokenizer)
         pieces, tail = infill_layout(adapter, display, text, spans)
         document: list[int] = []
@@ -89,7 +105,7 @@ class MaskedDenoiser:
         document += tail
         check_document_length(adapter, len(document))
         block = options.block_size or adapter.widest_block_size
-        return cls(adapter, document, 0, options, block_size=block, display=display)
+        return cls(adapter, document, 0, options, block_size=block, display=display, controls=controls)
 
     def _plan_blocks(self) -> list[tuple[int, int, int, int]]:
         """(start, end, steps, masked count) for each block holding masked positions, in order."""
@@ -132,6 +148,9 @@ class MaskedDenoiser:
             raise ValueError(f"expected logits for {end - start} canvas positions, got {logits.shape[0]}")
         masked = (self.ids[start:end] == self.mask_id).nonzero().squeeze(-1)
         logits = self._no_early_end(logits, start)
+        if self.control is not None:
+            logits = self.control.guide(self.ids, logits, self.block_index, start, end, self.mask_id,
+                                        first_step=self.block_step == 0)
         drawn = draw(logits[masked], temperature=self.options.temperature, top_p=self.options.top_p,
                      generator=self.generator, banned=self.banned, penalized=self._recent_tokens(end),
                      penalty=self.options.repetition_penalty)
@@ -145,6 +164,7 @@ class MaskedDenoiser:
         if not bool((self.ids[start:end] == self.mask_id).any()):
             self.block_index, self.block_step = self.block_index + 1, 0
             self._stop_at_end_token(end)
+            self._stop_at_words(end)
         elif self.block_step >= steps:
             raise AssertionError(f"schedule left masked tokens after its {steps} steps")
         if self.block_index == len(self.blocks):
@@ -155,6 +175,8 @@ class MaskedDenoiser:
         """Generation never ends within its first `min_tokens` output tokens (an empty chapter helps no one):
         the end token is not drawn for canvas rows before that point."""
         early = self.output_start + self.options.min_tokens - start  # canvas rows [0, early) are too early
+        if self.control is not None and self.control.too_early_to_end(self.ids, self.mask_id):
+            early = logits.shape[0]  # a length in words: not before 95% of them
         if self.end_id is None or early <= 0:
             return logits
         logits = logits.clone()
@@ -176,6 +198,17 @@ class MaskedDenoiser:
         hits = (self.ids[self.output_start : finished_until] == self.end_id).nonzero()
         if len(hits):
             self.ids = self.ids[: self.output_start + int(hits[0])]
+            self.confidence = self.confidence[: len(self.ids)]
+            self.block_index = len(self.blocks)
+
+    def _stop_at_words(self, finished_until: int) -> None:
+        """With a length in words: end once the finished blocks hold them (see `ControlState.cut`)."""
+        if self.control is None or self.block_index > len(self.blocks):
+            return
+        finished = self.ids[self.output_start : finished_until].tolist()
+        keep = self.control.cut(finished, final=self.block_index == len(self.blocks))
+        if keep is not None:
+            self.ids = self.ids[: self.output_start + keep]
             self.confidence = self.confidence[: len(self.ids)]
             self.block_index = len(self.blocks)
 

@@ -63,9 +63,30 @@ def continuous_options(sampling: Sampling):
     return ContinuousOptions(steps=sampling.steps or ContinuousOptions.steps, seed=sampling.seed or 0)
 
 
+CONTROLLED_FAMILIES = ("masked",)  # families whose sampler takes controls (the others refuse them clearly)
+
+
+def sampler_controls(message: Generate | Edit):
+    """The request's controls for the sampler, or None."""
+    from airquill.server.sampling.controls import Controls
+
+    given = message.controls
+    if given is None:
+        return None
+    strength = {} if given.style_strength is None else {"style_strength": given.style_strength}
+    return Controls(keywords=tuple(given.keywords), length_words=given.length_words, style=given.style, **strength)
+
+
 def build_state(adapter: ModelAdapter, message: Generate | Edit, defaults: SamplingOptions):
-    """A sampler state (masked, uniform or continuous, by the model's family), or the final text when an edit only replaces
-    text. Bad requests raise ProtocolError."""
+    """A sampler state (masked, uniform or continuous, by the model's family), or the final text when an edit only
+    replaces text. Bad requests raise ProtocolError."""
+    controls = sampler_controls(message)
+    extra = {}
+    if controls is not None:
+        if adapter.family not in CONTROLLED_FAMILIES:
+            raise ProtocolError("unsupported", f"controls are not available for the {adapter.family} family yet",
+                                message.request_id)
+        extra["controls"] = controls
     if adapter.family == "uniform":
         from airquill.server.sampling.uniform import UniformDenoiser as denoiser
 
@@ -78,10 +99,10 @@ def build_state(adapter: ModelAdapter, message: Generate | Edit, defaults: Sampl
         denoiser, options = MaskedDenoiser, sampling_options(message.sampling, defaults)
     try:
         if isinstance(message, Generate):
-            return denoiser.for_generation(adapter, message.prompt, message.length, options)
+            return denoiser.for_generation(adapter, message.prompt, message.length, options, **extra)
         text, spans = apply_replacements(message)
         if not spans:
             return text
-        return denoiser.for_infill(adapter, text, spans, options)
-    except ValueError as err:
+        return denoiser.for_infill(adapter, text, spans, options, **extra)
+    except (ValueError, FileNotFoundError) as err:
         raise ProtocolError("invalid_request", str(err), message.request_id) from None

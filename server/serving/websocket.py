@@ -22,7 +22,7 @@ from airquill.server.sampling.options import SamplingOptions
 from airquill.server.sampling.schedules import SCHEDULES
 from airquill.server.serving.engine import Engine, Overloaded
 from airquill.server.serving.relay import StepRelay
-from airquill.server.serving.requests import build_state, check_limits
+from airquill.server.serving.requests import CONTROLLED_FAMILIES, build_state, check_limits
 from airquill.shared.protocol import Capabilities, Edit, Generate, Limits, ProtocolError, Stats
 from airquill.shared.session import CloseConnection, RequestCancelled, ServerSession
 
@@ -66,8 +66,10 @@ class AirquillServer:
             max_requests_per_client=config.max_requests_per_client, max_live_requests=config.max_live,
         )
         schedules = {"masked": list(SCHEDULES), "uniform": ["threshold", "entropy"], "continuous": []}
+        controls = ["keywords", "length_words", "style"] if adapter.family in CONTROLLED_FAMILIES else []
         self.capabilities = Capabilities(model=adapter.name, families=[adapter.family],
-                                         schedules=schedules.get(adapter.family, []), limits=self.limits)
+                                         schedules=schedules.get(adapter.family, []), limits=self.limits,
+                                         controls=controls)
         self._server: Server | None = None
         self.connections = 0
 

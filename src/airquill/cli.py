@@ -3,6 +3,7 @@ and only lazily, inside the subcommand that needs them."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -86,6 +87,34 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_train)
 
 
+def _train_style(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from airquill.assets import CORPUS, MODELS
+    from airquill.server.sampling.style import train_style_classifiers
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or str(MODELS / "kjv-masked"))
+        results = train_style_classifiers(Path(args.data or CORPUS), tokenizer, Path(args.out), seed=args.seed)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"airquill train-style: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+def _add_train_style(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-style", help="train the two question/statement classifiers of the style control "
+                                           "(a guide and a judge, on disjoint halves of the corpus's verses)")
+    p.add_argument("data", nargs="?", help="corpus (default: the shipped King James Bible)")
+    p.add_argument("--out", required=True, help="output folder (the shipped ones live in assets/models/kjv-style)")
+    p.add_argument("--tokenizer", help="model folder whose tokenizer the classifiers read (default: kjv-masked)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_train_style)
+
+
 def _generate(args: argparse.Namespace) -> int:
     from airquill.vr_client.terminal_app import show_steps
 
@@ -94,13 +123,13 @@ def _generate(args: argparse.Namespace) -> int:
             from airquill.vr_client.remote import remote_steps
 
             steps, info = remote_steps(args.server, token=_read_token(args), prompt=args.prompt, length=args.length,
-                                       sampling=_protocol_sampling(args))
+                                       sampling=_protocol_sampling(args), controls=_protocol_controls(args))
         else:
             from airquill.server.generate import run_generate
 
             steps, info = run_generate(
                 model=args.model, prompt=args.prompt, length=args.length, options=_sampling_options(args),
-                device=args.device,
+                device=args.device, controls=_sampler_controls(args),
             )
         final = show_steps(steps, prompt=args.prompt, model=info["model"], pace=args.pace, live=args.live)
     except (ValueError, FileNotFoundError, ConnectionError, RuntimeError) as err:
@@ -119,6 +148,23 @@ def _sampling_options(args: argparse.Namespace):
         entropy_bound=args.entropy_bound, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
         block_size=args.block_size, prefix_cache=not args.no_cache, repetition_penalty=args.repetition_penalty,
     )
+
+
+def _sampler_controls(args: argparse.Namespace):
+    from airquill.server.sampling.controls import Controls
+
+    controls = Controls(keywords=tuple(args.keyword or ()), length_words=args.length_words, style=args.style,
+                        style_strength=args.style_strength)
+    return controls if controls.active else None
+
+
+def _protocol_controls(args: argparse.Namespace):
+    from airquill.shared.protocol import Controls
+
+    if not (args.keyword or args.length_words or args.style):
+        return None
+    return Controls(keywords=list(args.keyword or ()), length_words=args.length_words, style=args.style,
+                    style_strength=args.style_strength)
 
 
 def _protocol_sampling(args: argparse.Namespace):
@@ -179,6 +225,12 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="shipped model name, model folder, or a hub id (downloads only then)")
     _add_family(p)
     _add_sampling(p, steps=64, length=128)
+    controls = p.add_argument_group("controls (masked family)")
+    controls.add_argument("--keyword", action="append", help="a word the text must contain (repeat for more)")
+    controls.add_argument("--length-words", type=int, help="the text's length in words (±5%%; --length is then "
+                                                          "ignored)")
+    controls.add_argument("--style", choices=["question", "statement"], help="steer towards this style")
+    controls.add_argument("--style-strength", type=float, default=2.0, help="how hard to steer the style")
     p.add_argument("--pace", type=float, default=0.05, help="minimum seconds per shown step, to watch it")
     p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                    help="live view (default: when stdout is a terminal)")
@@ -456,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airquill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    _add_train_style(sub)
     _add_generate(sub)
     _add_bench(sub)
     _add_serve(sub)

@@ -10,7 +10,7 @@ from airquill.shared.client import AirquillClient
 from airquill.shared.protocol import Sampling
 
 
-def _stream_once(adapter, prompt: str, length: int, sampling: Sampling, *, timeout: float = 120):
+def _stream_once(adapter, prompt: str, length: int, sampling: Sampling, *, timeout: float = 120, controls=None):
     """Serve `adapter`, generate once; returns (capabilities, steps received, the done message, the client's
     TextState)."""
 
@@ -18,7 +18,7 @@ def _stream_once(adapter, prompt: str, length: int, sampling: Sampling, *, timeo
         server = await AirquillServer(adapter, ServeConfig(port=0, token="t")).start()
         try:
             async with AirquillClient(f"ws://127.0.0.1:{server.port}", token="t") as client:
-                stream = await client.generate(prompt, length, sampling=sampling)
+                stream = await client.generate(prompt, length, sampling=sampling, controls=controls)
                 steps = [step async for step in stream.steps()]
                 return client.welcome.capabilities, steps, await stream.result(), stream.state
         finally:

@@ -59,7 +59,23 @@ def test_version_negotiation():
     assert session.receive('{"type":"hello","versions":[7,9],"token":"s3cret"}')[0].code == 1008
     assert error_of(session)["code"] == "version"
     session = server()
-    assert session.receive('{"type":"hello","versions":[1,2],"token":"s3cret"}') == [Ready("", 1)]
+    assert session.receive('{"type":"hello","versions":[1,2],"token":"s3cret"}') == [Ready("", 2)]  # the newest
+    session = server()
+    assert session.receive('{"type":"hello","versions":[1,3],"token":"s3cret"}') == [Ready("", 1)]
+
+
+def test_controls_need_version_2():
+    frame = '{"type":"generate","request_id":"r1","prompt":"In the","length":8,"controls":{"keywords":["Moses"]}}'
+    old = ready_server()  # version 1
+    assert old.receive(frame) == []
+    assert error_of(old)["code"] == "unsupported"
+    new = server()
+    new.receive('{"type":"hello","versions":[2],"token":"s3cret"}')
+    new.data_to_send()
+    (event,) = new.receive(frame)
+    assert event.controls.keywords == ["Moses"]
+    assert new.receive(frame.replace('["Moses"]', '["' + "x" * 65 + '"]')) == []  # a keyword of 65 characters
+    assert error_of(new)["code"] == "invalid_message"
 
 
 @pytest.mark.parametrize("frame,code", [

@@ -1,0 +1,229 @@
+"""Controls that steer every denoising step of the masked family (Diffusion-LM's point: the whole text is
+refined together, so a constraint can act at each step): keywords, a length in words, a style.
+
+Keywords: each keyword is given a place during denoising: in each block, while a keyword is still missing,
+every place it fits (contiguous masked positions) is scored by the model's own log-probabilities of the
+keyword's tokens there, and at the block whose turn it is (or earlier, when a place scores well) the best
+place wins; from then on the logits at those positions are guided to the keyword's tokens, so they commit like
+any confident proposal and the text around them is denoised knowing they are there. Before a keyword is
+placed its first token gets a mild boost everywhere, so the model may write it unprompted. `placement="pinned"`
+is the baseline: every keyword at a fixed place (spread evenly over the output) from the first step.
+
+Length: generation ends once the finished blocks hold the target number of words, cut after the sentence end
+closest to the target within ±5% words, else after the target's last word; the end-of-text token is not drawn
+before 95% of the words.
+
+Style: a linear bag-of-tokens classifier's weight of each token, times a strength, is added to the logits of
+every masked position: for a linear classifier that is exactly how much a token moves its score.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+from airquill.server.models.base import ModelAdapter
+from airquill.server.sampling.display import TokenDisplay
+
+PLACEMENTS = ("guided", "pinned")
+GUIDE = 30.0  # logit added to a placed keyword's token at its position: it commits like a sure proposal
+HINT = 1.5  # logit added to a pending keyword's first token at every masked position
+EARLY_PLACE = math.log(0.05)  # place before a keyword's turn when its tokens average at least this log-prob
+LENGTH_SLACK = 0.05
+SENTENCE_END = re.compile(r"[.!?;:]\s*$")
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What a request asks of its text (all optional)."""
+
+    keywords: tuple[str, ...] = ()
+    length_words: int | None = None
+    style: str | None = None  # a label of the style classifier, e.g. "question" or "statement"
+    style_strength: float = 2.0  # logits per unit of the guide's strongest token (BENCHMARKS.md: 2 keeps text readable)
+    placement: str = "guided"  # guided | pinned (the baseline)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.keywords or self.length_words or self.style)
+
+    def validate(self) -> None:
+        if len(self.keywords) > 8:
+            raise ValueError(f"at most 8 keywords, got {len(self.keywords)}")
+        for word in self.keywords:
+            if not word.strip():
+                raise ValueError("a keyword is empty")
+        if self.length_words is not None and self.length_words < 1:
+            raise ValueError(f"length_words must be at least 1, got {self.length_words}")
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"unknown keyword placement {self.placement!r}; choose from {', '.join(PLACEMENTS)}")
+        if not 0 <= self.style_strength <= 20:
+            raise ValueError(f"style_strength must be between 0 and 20, got {self.style_strength}")
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def tokens_for_words(n_words: int, block_size: int) -> int:
+    """A token budget that holds `n_words` words of ordinary text with room to spare (byte-level BPE averages
+    well under two tokens per English word); generation stops at the words, not at the budget."""
+    return int(n_words * 2.0 * (1 + LENGTH_SLACK)) + block_size
+
+
+def has_keyword(text: str, keyword: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(keyword.strip())}(?!\w)", text) is not None
+
+
+@dataclass
+class _Keyword:
+    word: str
+    ids: list[int]
+    turn: int  # the block index by which it must be placed
+    place: int | None = None  # document position of its first token, once placed
+
+
+@dataclass
+class ControlState:
+    """The per-request side of `Controls` for a `MaskedDenoiser` (which calls `guide` before every draw and
+    `words_reached` after every finished block)."""
+
+    controls: Controls
+    adapter: ModelAdapter
+    display: TokenDisplay
+    output_start: int
+    blocks: list[tuple[int, int]]  # [start, end) of each block holding generated positions
+    style_bias: torch.Tensor | None = None
+    keywords: list[_Keyword] = field(default_factory=list)
+    joins: torch.Tensor | None = None  # tokens that would glue onto a word before them (no space, a letter)
+    reach: int = 0  # blocks that keywords may go into
+    limit: int = 0  # document position keywords must end before
+
+    @classmethod
+    def build(cls, controls: Controls, adapter: ModelAdapter, display: TokenDisplay, output_start: int,
+              blocks: list[tuple[int, int]], output_length: int) -> ControlState:
+        controls.validate()
+        state = cls(controls, adapter, display, output_start, blocks)
+        tokenizer = adapter.tokenizer
+        # where keywords may go: a length in words ends the text early, but never before 95% of the words, and
+        # every word takes at least one token, so the first 95%-of-the-words tokens always stay
+        state.limit = blocks[-1][1]
+        if controls.length_words:
+            state.limit = min(state.limit, output_start + math.floor(controls.length_words * (1 - LENGTH_SLACK)))
+        state.reach = sum(1 for start, _ in blocks if start < state.limit)
+        room = min(output_length, state.limit - output_start)
+        for i, word in enumerate(controls.keywords):
+            ids = tokenizer(" " + word.strip(), add_special_tokens=False)["input_ids"]
+            if len(ids) > room:
+                raise ValueError(f"keyword {word!r} takes {len(ids)} tokens but the text has room for {room}")
+            # blocks with room for it (before the limit); its turn comes at the share (i + 1) / (K + 1) of them
+            fits = [b for b, (start, end) in enumerate(blocks) if min(end, state.limit) - start >= len(ids)]
+            if not fits:
+                raise ValueError(f"keyword {word!r} takes {len(ids)} tokens, more than any block holds")
+            turn = fits[min(len(fits) - 1, (i + 1) * len(fits) // (len(controls.keywords) + 1))]
+            state.keywords.append(_Keyword(word.strip(), ids, turn))
+        if state.keywords:
+            pieces = [display.strings([i])[0] for i in range(len(tokenizer))]
+            state.joins = torch.tensor([bool(p) and (p[0].isalnum() or p[0] == "_") for p in pieces])
+        total = sum(len(k.ids) for k in state.keywords)
+        if total > room:
+            raise ValueError(f"the keywords take {total} tokens but the text has room for {room}")
+        if controls.style:
+            from airquill.server.sampling.style import style_weights
+
+            state.style_bias = style_weights(adapter, controls.style) * controls.style_strength
+        if controls.placement == "pinned":
+            state._pin()
+        return state
+
+    # --- keywords ----------------------------------------------------------------------------------
+
+    def _pin(self) -> None:
+        """The baseline: keyword i starts at the share (i + 1) / (K + 1) of the output, inside one block."""
+        first, last = self.blocks[0][0], min(self.blocks[self.reach - 1][1], self.limit)
+        taken: set[int] = set()
+        for i, k in enumerate(self.keywords):
+            p = first + (i + 1) * (last - first) // (len(self.keywords) + 1)
+            start, end = next(b for b in self.blocks if b[0] <= p < b[1] or p < b[0])
+            p = max(start, min(p, min(end, self.limit) - len(k.ids)))
+            while any(q in taken for q in range(p, p + len(k.ids))):
+                p += 1
+            k.place = p
+            taken.update(range(p, p + len(k.ids)))
+
+    def _choose_places(self, ids: torch.Tensor, logits: torch.Tensor, block: int, start: int, end: int,
+                       mask_id: int) -> None:
+        free = ids[start:end] == mask_id
+        for k in self.keywords:
+            if k.place is not None:
+                continue
+            if has_keyword(self.display.decode(ids[self.output_start : start].tolist()), k.word):
+                k.place = -1  # the model already wrote it
+                continue
+            n = len(k.ids)
+            logp = logits.float().log_softmax(-1)
+            best, where = -math.inf, None
+            for p in range(0, min(end, self.limit) - start - n + 1):
+                if bool(free[p : p + n].all()):
+                    score = float(sum(logp[p + j, t] for j, t in enumerate(k.ids))) / n
+                    if score > best:
+                        best, where = score, p
+            if where is not None and (block >= k.turn or best >= EARLY_PLACE):
+                k.place = start + where
+                free[where : where + n] = False
+
+    def guide(self, ids: torch.Tensor, logits: torch.Tensor, block: int, start: int, end: int, mask_id: int,
+              first_step: bool) -> torch.Tensor:
+        """The canvas logits with every control's guidance added (a copy)."""
+        if not self.controls.active:
+            return logits
+        logits = logits.clone()
+        if self.style_bias is not None:
+            logits += self.style_bias.to(logits.device, logits.dtype)
+        if self.keywords and first_step and self.controls.placement == "guided":
+            self._choose_places(ids, logits, block, start, end, mask_id)
+        for k in self.keywords:
+            if k.place is None:
+                logits[:, k.ids[0]] += HINT
+            elif k.place >= 0:
+                for j, t in enumerate(k.ids):
+                    if start <= k.place + j < end:
+                        logits[k.place + j - start, t] += GUIDE
+                after = k.place + len(k.ids)  # the next token must not glue onto the keyword ("Mosesly")
+                if start <= after < end and int(ids[after]) == mask_id:
+                    logits[after - start, : len(self.joins)] -= GUIDE * self.joins.to(logits.dtype)
+        return logits
+
+    # --- length ------------------------------------------------------------------------------------
+
+    def too_early_to_end(self, ids: torch.Tensor, mask_id: int) -> bool:
+        """Whether the end-of-text token must not be drawn yet (fewer than 95% of the words settled)."""
+        if not self.controls.length_words:
+            return False
+        settled = [t for t in ids[self.output_start :].tolist() if t != mask_id]
+        return words(self.display.decode(settled)) < self.controls.length_words * (1 - LENGTH_SLACK)
+
+    def cut(self, output_ids: list[int], *, final: bool) -> int | None:
+        """How many output tokens to keep once the finished output holds the target words (more than them, so
+        the target's last word is complete, or all there will be), else None. Ends after the sentence end
+        nearest the target within ±5% of its words, else right after the target's last word."""
+        target = self.controls.length_words
+        strings = self.display.strings(output_ids)
+        if not target or (words("".join(strings)) <= target and not final):
+            return None
+        low, high = math.ceil(target * (1 - LENGTH_SLACK)), math.floor(target * (1 + LENGTH_SLACK))
+        best, best_gap, exact, shown = None, None, None, ""
+        for i, s in enumerate(strings):
+            shown += s
+            n = words(shown)
+            if n > high:
+                break
+            ends_word = i + 1 == len(strings) or strings[i + 1][:1].isspace()
+            if n == target and ends_word and exact is None:
+                exact = i + 1
+            if low <= n <= high and ends_word and SENTENCE_END.search(shown) and (
+                    best_gap is None or abs(n - target) < best_gap):
+                best, best_gap = i + 1, abs(n - target)
+        return best or exact

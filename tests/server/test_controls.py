@@ -1,0 +1,119 @@
+"""Controls (keywords, a length in words, a style) on a tiny deterministic model and on the shipped model, through
+the sampler, the protocol (version 2) and the real server on loopback."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from airquill.server.sampling.controls import Controls, has_keyword, words
+from airquill.server.sampling.drivers import Scheduler
+from airquill.server.sampling.masked import MaskedDenoiser, Span
+from airquill.server.sampling.options import SamplingOptions
+from airquill.server.sampling.style import load_classifier
+from airquill.shared.text_state import TextState
+
+OPTIONS = SamplingOptions(steps=32, seed=0)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from airquill.server.models.loader import load_adapter
+
+    return load_adapter(None, device="cpu")
+
+
+def run_all(adapter, prompt: str, length: int, controls: Controls, seeds=range(4), options=OPTIONS):
+    scheduler = Scheduler(adapter, max_batch=len(seeds))
+    states = [scheduler.submit(MaskedDenoiser.for_generation(adapter, prompt, length, replace(options, seed=seed),
+                                                             controls=controls)) for seed in seeds]
+    list(scheduler.run())
+    return states
+
+
+@pytest.mark.parametrize("placement", ["guided", "pinned"])
+def test_keywords_appear_on_the_tiny_model(tiny, placement):
+    controls = Controls(keywords=("beginning", "earth"), placement=placement)
+    for state in run_all(tiny, "In the", 40, controls):
+        assert has_keyword(state.text, "beginning") and has_keyword(state.text, "earth"), state.text
+
+
+def test_keywords_appear_on_the_shipped_model_and_steps_still_stream(shipped):
+    controls = Controls(keywords=("Moses", "lamb"))
+    state = MaskedDenoiser.for_generation(shipped, "And God said", 96, OPTIONS, controls=controls)
+    panel = TextState()
+    panel.apply(state.initial_step())
+    from airquill.server.sampling.drivers import iter_denoise
+
+    for step in iter_denoise(shipped, state):
+        panel.apply(step)
+    assert panel.finished and panel.text == state.text
+    assert has_keyword(state.text, "Moses") and has_keyword(state.text, "lamb")
+    assert state.text.index("Moses") < state.text.index("lamb")  # each at its turn, spread over the text
+
+
+@pytest.mark.parametrize("target", [12, 40])
+def test_length_in_words_is_met_within_five_percent(shipped, target):
+    for state in run_all(shipped, "And God said", 1, Controls(length_words=target)):
+        assert abs(words(state.text) - target) <= 0.05 * target + 1e-9, state.text
+
+
+def test_length_and_keywords_together(shipped):
+    for state in run_all(shipped, "In the beginning", 1, Controls(length_words=30, keywords=("Aaron",))):
+        assert abs(words(state.text) - 30) <= 1.5 and has_keyword(state.text, "Aaron"), state.text
+
+
+@pytest.mark.parametrize("label", ["question", "statement"])
+def test_style_guidance_is_judged_by_the_other_classifier(shipped, label):
+    judge = load_classifier("judge")
+    guided = run_all(shipped, "And God said", 64, Controls(style=label), seeds=range(6))
+    plain = run_all(shipped, "And God said", 64, Controls(style=label, style_strength=0.0), seeds=range(6))
+    guided_p = [judge.probability(s.output_ids, label) for s in guided]
+    plain_p = [judge.probability(s.output_ids, label) for s in plain]
+    assert sum(p > 0.5 for p in guided_p) >= 5  # the held-out judge agrees with the guidance
+    assert sum(guided_p) > sum(plain_p)  # and the guidance moved the text towards the label
+
+
+def test_the_two_style_classifiers_were_trained_apart_and_both_work():
+    guide, judge = load_classifier("guide"), load_classifier("judge")
+    assert not torch.equal(guide.weight, judge.weight)
+    assert torch.nn.functional.cosine_similarity(guide.weight, judge.weight, dim=0) > 0.5  # same task
+
+
+def test_unsatisfiable_controls_get_clear_errors(tiny):
+    with pytest.raises(ValueError, match="takes .* tokens but the text has room for 2"):
+        MaskedDenoiser.for_generation(tiny, "In the", 2, OPTIONS, controls=Controls(keywords=("beginning earth",)))
+    with pytest.raises(ValueError, match="words need about"):
+        MaskedDenoiser.for_generation(tiny, "In the", 1, OPTIONS, controls=Controls(length_words=10_000))
+    with pytest.raises(ValueError, match="at most 8 keywords"):
+        MaskedDenoiser.for_generation(tiny, "In the", 64, OPTIONS, controls=Controls(keywords=("a",) * 9))
+    with pytest.raises(ValueError, match="applies to generation"):
+        MaskedDenoiser.for_infill(tiny, "In the beginning", [Span(3, 7)], OPTIONS,
+                                  controls=Controls(length_words=5))
+    with pytest.raises(ValueError, match="unknown style"):
+        MaskedDenoiser.for_generation(tiny, "In the", 8, OPTIONS, controls=Controls(style="sonnet"))
+
+
+def test_controls_travel_in_protocol_version_2_and_version_1_refuses_them(stream_once, shipped):
+    from airquill.shared.protocol import Capabilities, Controls as Wire, Generate, Hello, Limits, decode_client, encode
+    from airquill.shared.session import ServerSession
+
+    message = Generate(request_id="r", prompt="In", length=8, controls=Wire(keywords=["Moses"], length_words=20,
+                                                                          style="question"))
+    assert decode_client(encode(message)) == message
+    limits = Limits(max_message_bytes=10_000, max_prompt_chars=100, max_length=64, max_steps=64,
+                    max_requests_per_client=4, max_live_requests=8)
+    session = ServerSession(token="", capabilities=Capabilities(model="m", families=["masked"], schedules=[],
+                                                                limits=limits))
+    session.receive(encode(Hello(versions=[1])))
+    session.data_to_send()
+    assert session.receive(encode(message)) == []
+    assert "controls need protocol version 2" in session.data_to_send()[0]
+
+    from airquill.shared.protocol import Sampling
+
+    capabilities, steps, done, state = stream_once(
+        shipped, "And God said", 64, Sampling(steps=32), controls=Wire(keywords=["Moses"], length_words=25))
+    assert capabilities.controls == ["keywords", "length_words", "style"]
+    assert has_keyword(done.text, "Moses") and abs(words(done.text) - 25) <= 1.25 and state.text == done.text
