@@ -7,7 +7,8 @@ off for long outputs; and, with `--device cuda`, a DiffusionGemma-shaped model a
 weights: speed only) streamed at batch 1, every step encoded as the protocol's binary frame.
 
 `uniform_speedup_b1` is the best qualifying uniform setting's tokens/s over the AR twin's at batch 1 (None when
-no uniform setting qualifies).
+no uniform setting qualifies). The controls (keywords, length, style) are measured on the masked family at the
+largest batch (`bench/controls.py`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 from airquill.assets import MODELS
+from airquill.server.bench.controls import control_rows
 from airquill.server.bench.sampler import (DEFAULT, batch_lines, heldout_prompts, judge, plot, quality,
                                            quality_cells, run_ar, run_masked, run_states)
 from airquill.server.models.loader import load_adapter, pick_device
@@ -40,18 +42,20 @@ class Setting:
     options: SamplingOptions | UniformOptions | ContinuousOptions | None = None
 
 
-def family_settings(length: int, canvas: int, quick: bool) -> list[Setting]:
-    """The AR twin first; masked rows along the steps axis (tokens per step 1, 2, 4, 8); uniform rows along the
-    per-canvas step limit and the acceptance rules, and fixed budgets of k steps per canvas (the count rule
-    keeps canvas/k more proposals each step and the canvas ends after k steps)."""
+def family_settings(length: int, quick: bool) -> list[Setting]:
+    """The AR twin first, then masked rows along the steps axis (tokens per step 1, 2, 4, 8)."""
     masked = replace(DEFAULT, steps=length)
     grid = [Setting("ar (generate, KV cache)", "ar")]
     per_step = (2, 8) if quick else (1, 2, 4, 8)
-    grid += [Setting(f"masked linear {length // k} steps", "masked", replace(masked, steps=max(1, length // k)))
-             for k in per_step]
+    return grid + [Setting(f"masked linear {length // k} steps", "masked", replace(masked, steps=max(1, length // k)))
+                   for k in per_step]
+
+
+def uniform_settings(canvas: int, quick: bool) -> list[Setting]:
+    """Uniform rows along the per-canvas step limit and the acceptance rules, and fixed budgets of k steps per
+    canvas (the count rule keeps canvas/k more proposals each step and the canvas ends after k steps)."""
     u = UNIFORM_BASE
-    grid.append(Setting("uniform default: entropy 0.1, <=48 steps/canvas", "uniform", u))
-    fixed = (2,) if quick else (2, 4, 8, 16)
+    grid = [Setting("uniform default: entropy 0.1, <=48 steps/canvas", "uniform", u)]
     if not quick:
         for steps in (8, 16, 32):
             grid.append(Setting(f"uniform entropy 0.1, <={steps} steps/canvas", "uniform",
@@ -59,7 +63,7 @@ def family_settings(length: int, canvas: int, quick: bool) -> list[Setting]:
         for bound in (0.5, 2.0):
             grid.append(Setting(f"uniform entropy {bound}", "uniform", replace(u, entropy_bound=bound)))
         grid.append(Setting("uniform threshold 0.7", "uniform", replace(u, acceptance="threshold", threshold=0.7)))
-    for k in fixed:
+    for k in (2,) if quick else (2, 4, 8, 16):
         grid.append(Setting(f"uniform fixed {k} steps/canvas", "uniform",
                             replace(u, acceptance="count", per_step=-(-canvas // k), max_steps=k, stop_entropy=0.0)))
     return grid
@@ -211,10 +215,11 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
     from transformers import AutoModelForCausalLM
 
     dev = pick_device(device)
-    adapters = {"masked": load_adapter(model, device=device),
-                "uniform": load_adapter(uniform_model or UNIFORM_MODEL, device=device)}
-    if continuous_model or (MODELS / CONTINUOUS_MODEL).is_dir():
-        adapters["continuous"] = load_adapter(continuous_model or CONTINUOUS_MODEL, device=device)
+    adapters = {"masked": load_adapter(model, device=device)}  # the other families when given or shipped
+    for family, given, shipped in (("uniform", uniform_model, UNIFORM_MODEL),
+                                   ("continuous", continuous_model, CONTINUOUS_MODEL)):
+        if given or (MODELS / shipped).is_dir():
+            adapters[family] = load_adapter(given or shipped, device=device)
     for family, adapter in adapters.items():
         if adapter.family != family:
             raise ValueError(f"{adapter.name} is a {adapter.family} model, not {family}")
@@ -230,7 +235,9 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
         prompts, references = heldout_prompts(tokenizer, count=batch, prompt_tokens=16, length=length)
         held = quality(scorer, prompts, references)
         rows = []
-        settings = family_settings(length, adapters["uniform"].canvas_length, quick)
+        settings = family_settings(length, quick)
+        if "uniform" in adapters:
+            settings += uniform_settings(adapters["uniform"].canvas_length, quick)
         if "continuous" in adapters:
             settings += continuous_settings(adapters["continuous"], quick=quick, last_batch=batch == max(batches))
         for setting in settings:
@@ -239,6 +246,11 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
             rows.append({"setting": setting.label, "family": setting.family, "steps": steps,
                          **{k: v for k, v in run.items() if k != "samples"}, **quality(scorer, prompts, run["samples"])})
         results["batches"][batch] = {"heldout": held, "rows": judge(rows, held)}
+    last = max(batches)
+    prompts, references = heldout_prompts(tokenizer, count=last, prompt_tokens=16, length=length)
+    rows, figures = control_rows(adapters["masked"], scorer, prompts, results["batches"][last]["heldout"], length)
+    results["controls"] = {"batch": last, "rows": rows}
+    results.update(figures)
     prompt = heldout_prompts(tokenizer, count=1, prompt_tokens=16, length=length)[0][0]
     results["prefix_cache"] = {"length": long_length,
                                "rows": prefix_cache_rows(adapters, prompt, length=long_length)}
@@ -278,16 +290,15 @@ def continuous_figures(results: dict) -> dict:
 def summarize(results: dict) -> dict:
     for batch, data in results["batches"].items():
         for family in ("masked", "uniform", "continuous"):
-            if not any(r["family"] == family for r in data["rows"]):
-                continue
             qualified = [r for r in data["rows"] if r["family"] == family and r["qualifies"]]
             best = max(qualified, key=lambda r: r["tokens_per_s"]) if qualified else None
             results[f"{family}_speedup_b{batch}"] = best["speedup"] if best else None
             results[f"{family}_best_setting_b{batch}"] = best["setting"] if best else None
         uniform = [r for r in data["rows"] if r["family"] == "uniform"]
-        closest = min(uniform, key=lambda r: r["genppl_ratio"])
-        results[f"uniform_closest_b{batch}"] = {k: closest[k] for k in ("setting", "genppl_ratio", "entropy_gap",
-                                                                       "speedup")}
+        if uniform:
+            closest = min(uniform, key=lambda r: r["genppl_ratio"])
+            results[f"uniform_closest_b{batch}"] = {k: closest[k] for k in ("setting", "genppl_ratio",
+                                                                           "entropy_gap", "speedup")}
     for family in ("masked", "uniform", "continuous"):
         rows = [r for r in results["prefix_cache"]["rows"] if r["family"] == family]
         if rows:
@@ -304,6 +315,12 @@ def report(results: dict) -> str:
     lines += batch_lines(results, lambda r: (
         f"  {r['setting']:<46} {r['tokens_per_s']:8.1f} tok/s x{r['speedup']:5.2f} | steps {r['steps']:6.1f} | "
         + quality_cells(r)))
+    controls = results["controls"]
+    lines.append(f"controls (masked family, batch {controls['batch']}):")
+    for r in controls["rows"]:
+        lines.append(f"  {r['control']:<30} success {r['success']:5.2f} | genppl {r['genppl']:8.1f} "
+                     f"(cost {r['quality_cost']:+6.1%}) | entropy gap {r['entropy_gap']:5.1%} | "
+                     f"{r['tokens_per_s']:7.1f} tok/s")
     cache = results["prefix_cache"]
     lines.append(f"prefix cache, {cache['length']} tokens at batch 1:")
     for r in cache["rows"]:
@@ -316,7 +333,7 @@ def report(results: dict) -> str:
                      f"{shaped['steps']} steps, {shaped['bytes']:,} bytes of frames")
     summary = {k: v for k, v in results.items() if k not in ("batches", "models", "ar_model", "length",
                                                              "prefix_cache", "diffusion_gemma_shaped",
-                                                             "continuous_schedule")}
+                                                             "continuous_schedule", "controls")}
     lines.append(json.dumps(summary, indent=1))
     return "\n".join(lines)
 

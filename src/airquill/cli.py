@@ -277,7 +277,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     sampler.add_argument("--plot", help="write the quality/speed plot (PNG) here")
     families = bench("families", "airquill.server.bench.families",
                      "masked vs uniform-noise family vs the AR twin: quality against steps and speed")
-    families.add_argument("--uniform-model", help="the uniform-noise model (default: the shipped kjv-uniform)")
+    families.add_argument("--uniform-model",
+                          help="the uniform-noise model (default: the shipped kjv-uniform, when there is one)")
     families.add_argument("--continuous-model",
                           help="the continuous model (default: the shipped kjv-continuous, when there is one)")
     families.add_argument("--ar-model", help="the AR twin's folder (default: the shipped kjv-ar)")

@@ -30,7 +30,8 @@ def test_bench_families_runs_end_to_end(tmp_path):
     out = json.loads(result.stdout)
     for key in ("uniform_speedup_b1", "uniform_speedup_b2", "masked_speedup_b1", "prefix_cache_speedup_uniform",
                 "prefix_cache_speedup_masked", "diffusion_gemma_shaped_tokens_per_s", "continuous_speedup_b1",
-                "prefix_cache_speedup_continuous"):
+                "prefix_cache_speedup_continuous", "keyword_success", "keyword_quality_cost", "length_success",
+                "style_success"):
         assert key in out, key
     rows = out["batches"]["1"]["rows"]
     assert rows[0]["family"] == "ar" and rows[0]["speedup"] == 1.0
@@ -51,4 +52,8 @@ def test_bench_families_runs_end_to_end(tmp_path):
         on, off = (next(r for r in cache if r["family"] == family and r["prefix_cache"] is c) for c in (True, False))
         assert on["model_tokens_per_token"] < off["model_tokens_per_token"], family
     assert out["diffusion_gemma_shaped"]["steps"] > 1 and out["diffusion_gemma_shaped_tokens_per_s"] > 0
+    controls = {r["control"]: r for r in out["controls"]["rows"]}
+    assert controls["unconstrained"]["success"] == 1.0 and controls["unconstrained"]["quality_cost"] == 0.0
+    assert out["keyword_success"] == controls["keyword (guided placement)"]["success"] > 0
+    assert 0 <= out["length_success"] <= 1 and 0 <= out["style_success"] <= 1
     assert (tmp_path / "plot.png").stat().st_size > 1000
