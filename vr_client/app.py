@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from airquill.shared.client import AirquillClient, RequestStream
-from airquill.shared.protocol import Done, EditSpan, Sampling
+from airquill.shared.protocol import Controls, Done, EditSpan, Sampling
 from airquill.shared.step import Step
 from airquill.vr_client.scene import Panel, Scene
 
@@ -60,10 +60,11 @@ class ClientApp:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def generate(self, panel: Panel, prompt: str, length: int, sampling: Sampling = Sampling(), *,
-                 action: str = "generate") -> None:
-        panel.prompt, panel.model = prompt, self.model
+                 action: str = "generate", controls: Controls | None = None) -> None:
+        panel.prompt, panel.model, panel.controls = prompt, self.model, controls
         self._send(panel, action, lambda client, rid: client.generate(prompt, length, panel_id=panel.panel_id,
-                                                                       sampling=sampling, request_id=rid))
+                                                                       sampling=sampling, request_id=rid,
+                                                                       controls=controls))
 
     def edit(self, panel: Panel, spans: list[EditSpan], sampling: Sampling = Sampling(), *,
              action: str = "rewrite") -> None:

@@ -16,9 +16,10 @@ from pathlib import Path
 from msgspec.structs import replace
 
 from airquill.shared.book import write_atomic
-from airquill.shared.protocol import EditSpan, Sampling
+from airquill.shared.protocol import Controls, EditSpan, Sampling
 from airquill.vr_client.app import ClientApp, RequestEnded
 from airquill.vr_client.document import PanelHistory, Revision, char_span, show
+from airquill.vr_client.prompt_controls import describe, parse_prompt
 from airquill.vr_client.scene import Panel, Scene
 
 
@@ -57,17 +58,27 @@ class Editor:
 
     # --- requests -------------------------------------------------------------------------------------------
 
-    def generate(self, panel: Panel, prompt: str, *, length: int | None = None, seed: int | None = None) -> None:
+    def generate(self, panel: Panel, prompt: str, *, length: int | None = None, seed: int | None = None,
+                 controls: Controls | None = None) -> None:
+        """Generate into `panel`. Control marks in the prompt (`+keyword`, `=60` words, `?question`, see
+        `prompt_controls`) become the request's controls."""
+        try:
+            prompt, marked = parse_prompt(prompt)
+        except ValueError as err:
+            raise EditRefused(str(err)) from None
+        controls = marked or controls
         if not prompt.strip():
             raise EditRefused("say or type a prompt first")
         self._ready(panel)
         sampling = replace(self.config.sampling, seed=seed) if seed is not None else self.config.sampling
-        panel.title = prompt
+        panel.title = " ".join(filter(None, (prompt, describe(controls))))
         panel.selection = panel.cursor = None
-        self.app.generate(panel, prompt, length or self.config.length, sampling)
+        self.app.generate(panel, prompt, length or self.config.length, sampling, controls=controls)
 
     def regenerate(self, panel: Panel) -> None:
-        self.generate(panel, panel.prompt, length=max(1, len(panel.text.cells)) if panel.text.cells else None)
+        """The panel's prompt again, with the controls it was asked for."""
+        self.generate(panel, panel.prompt, length=max(1, len(panel.text.cells)) if panel.text.cells else None,
+                      controls=panel.controls)
 
     def rewrite(self, panel: Panel, *, seed: int | None = None) -> tuple[int, int]:
         """Regenerate the selected tokens in place; returns the span's character offsets."""

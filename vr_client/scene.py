@@ -26,6 +26,7 @@ class Panel:
     em: float = EM
     text: TextState = field(default_factory=TextState)
     prompt: str = ""
+    controls: object = None  # the protocol Controls its text was asked for (keywords, length, style), if any
     model: str = ""
     tokens_per_s: float = 0.0
     selection: tuple[int, int] | None = None  # token positions [start, end)

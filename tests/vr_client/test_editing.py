@@ -83,6 +83,22 @@ def test_rewrite_changes_only_the_span_and_undo_restores_it_byte_for_byte(editor
     assert not editor.redo(panel)
 
 
+def test_controls_typed_into_the_prompt_reach_the_server_and_stick_to_the_panel(editor):
+    """`+keyword` and `=N` words in a typed prompt become the request's controls (protocol version 2 with the
+    real server); the panel keeps them, so regenerating asks for them again."""
+    panel = editor.scene.panel("p1")
+    editor.generate(panel, "And God said +Moses =20", seed=1)
+    pump(editor, panel)
+    text = panel.text.text
+    assert panel.prompt == "And God said" and "Moses" in text and 19 <= len(text.split()) <= 21
+    assert panel.title == "And God said +Moses =20 words"
+    editor.regenerate(panel)
+    pump(editor, panel)
+    assert "Moses" in panel.text.text and 19 <= len(panel.text.text.split()) <= 21
+    with pytest.raises(EditRefused, match="at most one =length"):
+        editor.generate(panel, "And God said =20 =30")
+
+
 def test_delete_replace_and_a_new_edit_after_undo_drops_the_undone_branch(editor):
     panel = editor.scene.panel("p1")
     with pytest.raises(EditRefused, match="select a span"):
