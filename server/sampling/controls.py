@@ -156,6 +156,7 @@ class ControlState:
     def _choose_places(self, ids: torch.Tensor, logits: torch.Tensor, block: int, start: int, end: int,
                        mask_id: int) -> None:
         free = ids[start:end] == mask_id
+        logp = logits.float().log_softmax(-1)
         for k in self.keywords:
             if k.place is not None:
                 continue
@@ -163,7 +164,6 @@ class ControlState:
                 k.place = -1  # the model already wrote it
                 continue
             n = len(k.ids)
-            logp = logits.float().log_softmax(-1)
             best, where = -math.inf, None
             for p in range(0, min(end, self.limit) - start - n + 1):
                 if bool(free[p : p + n].all()):
