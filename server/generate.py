@@ -14,20 +14,19 @@ from airquill.shared.step import Step
 def run_generate(*, model: str | None, prompt: str, length: int, options: SamplingOptions,
                  device: str | None = None, controls: Controls | None = None) -> tuple[Iterator[Step], dict]:
     adapter = load_adapter(model, device=device)
-    if controls is not None and controls.active and adapter.family != "masked":
-        raise ValueError(f"controls are not available for the {adapter.family} family yet")
     if adapter.family == "uniform":  # canvases of random tokens: the model's own settings, then the asked ones
         from airquill.server.sampling.uniform import UniformDenoiser, UniformOptions
 
         uniform = UniformOptions.for_request(adapter, steps=options.steps, schedule=options.schedule,
                                              threshold=options.threshold, entropy_bound=options.entropy_bound,
                                              temperature=options.temperature, top_p=options.top_p, seed=options.seed)
-        state = UniformDenoiser.for_generation(adapter, prompt, length, uniform)
+        state = UniformDenoiser.for_generation(adapter, prompt, length, uniform, controls=controls)
     elif adapter.family == "continuous":  # embeddings blurring into tokens: steps per canvas and the seed apply
         from airquill.server.sampling.continuous import ContinuousDenoiser, ContinuousOptions
 
         state = ContinuousDenoiser.for_generation(adapter, prompt, length,
-                                                  ContinuousOptions(steps=options.steps, seed=options.seed))
+                                                  ContinuousOptions(steps=options.steps, seed=options.seed),
+                                                  controls=controls)
     else:
         state = MaskedDenoiser.for_generation(adapter, prompt, length, options, controls=controls)
 

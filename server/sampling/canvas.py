@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from airquill.server.models.base import ModelAdapter
+from airquill.server.sampling.controls import Controls, ControlState, tokens_for_words
 from airquill.server.sampling.display import TokenDisplay
 from airquill.server.sampling.masked import (Span, check_document_length, check_length, infill_layout,
                                              prompt_tokens)
@@ -31,7 +32,7 @@ class CanvasDenoiser:
     steps_per_canvas: int
 
     def __init__(self, adapter: ModelAdapter, document: Sequence[int], free: Sequence[bool], output_start: int,
-                 length: int, options, *, display: TokenDisplay):
+                 length: int, options, *, display: TokenDisplay, controls: Controls | None = None):
         options.validate()
         if len(document) != len(free) or not any(free):
             raise ValueError("nothing to generate: no free positions")
@@ -54,6 +55,10 @@ class CanvasDenoiser:
         self.finish: FinishReason | None = None
         self.cancel_requested = False
         self.end_id: int | None = None  # set by for_generation when options.stop_at_eos
+        self.control: ControlState | None = None
+        if controls is not None and controls.active:
+            self.control = ControlState.build(controls, adapter, display, output_start, self.canvases,
+                                              int(self.free[output_start:].sum()))
         self._fill()
         self.strings, self.shown, self.shown_noise = self._display()
 
@@ -65,20 +70,29 @@ class CanvasDenoiser:
 
     @classmethod
     def for_generation(cls, adapter: ModelAdapter, prompt: str, length: int, options, *,
-                       display: TokenDisplay | None = None):
+                       display: TokenDisplay | None = None, controls: Controls | None = None):
+        """`length` tokens after the prompt; with a length in words (`controls`), a budget that holds them."""
         prefix = list(getattr(adapter, "prompt_prefix", ())) + prompt_tokens(adapter, prompt)
         canvas = options.canvas_length or canvas_length_of(adapter)
-        check_length(length, (adapter.max_length - len(prefix)) // canvas * canvas)
+        limit = (adapter.max_length - len(prefix)) // canvas * canvas
+        if controls is not None and controls.length_words:
+            length = tokens_for_words(controls.length_words, canvas)
+            if length > limit:
+                raise ValueError(f"{controls.length_words} words need about {length} tokens; this model and "
+                                 f"prompt leave room for {limit}")
+        check_length(length, limit)
         n = math.ceil(length / canvas) * canvas
         state = cls(adapter, prefix + [0] * n, [False] * len(prefix) + [True] * n, len(prefix), length, options,
-                    display=display or TokenDisplay(adapter.tokenizer))
+                    display=display or TokenDisplay(adapter.tokenizer), controls=controls)
         state.end_id = adapter.tokenizer.eos_token_id if options.stop_at_eos else None
         return state
 
     @classmethod
     def for_infill(cls, adapter: ModelAdapter, text: str, spans: Sequence[Span], options, *,
-                   display: TokenDisplay | None = None):
+                   display: TokenDisplay | None = None, controls: Controls | None = None):
         """Re-noise the spans of `text` and refine only them; the rest stays byte-identical."""
+        if controls is not None and controls.length_words:
+            raise ValueError("a length in words applies to generation; give an edited span a new length in tokens")
         display = display or TokenDisplay(adapter.tokenizer)
         pieces, tail = infill_layout(adapter, display, text, spans)
         prefix = list(getattr(adapter, "prompt_prefix", ()))
@@ -88,7 +102,8 @@ class CanvasDenoiser:
             free += [False] * len(context) + [True] * n
         document, free = document + tail, free + [False] * len(tail)
         check_document_length(adapter, len(document))
-        return cls(adapter, document, free, len(prefix), len(document) - len(prefix), options, display=display)
+        return cls(adapter, document, free, len(prefix), len(document) - len(prefix), options, display=display,
+                   controls=controls)
 
     # --- the state machine -------------------------------------------------------------------------
 
@@ -112,8 +127,21 @@ class CanvasDenoiser:
             raise ValueError(f"expected logits for {end - start} canvas positions, got {output.shape[0]}")
         return start, end
 
+    def _guided(self, logits: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        """The canvas's logits with the request's controls applied (keywords, style; no end of text before a
+        length in words is nearly reached)."""
+        if self.control is None:
+            return logits
+        logits = self.control.guide(self.ids, logits, self.canvas_index, start, end, self.free[start:end],
+                                    first_step=self.canvas_step == 0)
+        settled = self.ids[self.output_start : start].tolist()
+        if self.end_id is not None and self.control.too_early_to_end(settled):
+            logits[:, self.end_id] = float("-inf")
+        return logits
+
     def _finish_canvas(self, start: int, end: int) -> None:
-        """The canvas is final: it joins the prefix; stop at an end-of-text token or after the last canvas."""
+        """The canvas is final: it joins the prefix; stop at an end-of-text token, at a length in words, or after
+        the last canvas."""
         self.canvas_index, self.canvas_step = self.canvas_index + 1, 0
         visible_end = min(end, self.output_start + self.length)
         if self.end_id is not None:
@@ -121,6 +149,11 @@ class CanvasDenoiser:
             if len(hits):
                 self.length = start - self.output_start + int(hits[0])
                 self.finish = FinishReason.DONE
+        if self.control is not None and self.finish is None:
+            last = self.canvas_index == len(self.canvases)
+            keep = self.control.cut(self.ids[self.output_start : visible_end].tolist(), final=last)
+            if keep is not None:
+                self.length, self.finish = keep, FinishReason.DONE
         if self.canvas_index == len(self.canvases):
             self.finish = FinishReason.DONE
         if self.finish is not None:  # drop what lies past the output (the last canvas's tail, text after the end)

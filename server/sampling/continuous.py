@@ -182,7 +182,8 @@ class ContinuousDenoiser(CanvasDenoiser):
     """State of one continuous-family request (see `CanvasDenoiser` for generation and infilling)."""
 
     def __init__(self, adapter: ModelAdapter, document: Sequence[int], free: Sequence[bool], output_start: int,
-                 length: int, options: ContinuousOptions, *, display: TokenDisplay):
+                 length: int, options: ContinuousOptions, *, display: TokenDisplay,
+                 controls=None):
         options.validate()
         total = int(adapter.diffusion_steps)
         self.times = sampling_times(options.spacing, min(options.steps, total), total)
@@ -193,7 +194,8 @@ class ContinuousDenoiser(CanvasDenoiser):
         never = {tokenizer.pad_token_id, tokenizer.mask_token_id, tokenizer.bos_token_id}
         self.banned = sorted(i for i in never if i is not None)
         self.latents: torch.Tensor | None = None
-        super().__init__(adapter, document, free, output_start, length, options, display=display)
+        super().__init__(adapter, document, free, output_start, length, options, display=display,
+                         controls=controls)
 
     def _schedule(self, adapter: ModelAdapter, name: str) -> torch.Tensor:
         """abar [T+1] for a fixed schedule, or [C, T+1] per canvas position for the adaptive one."""
@@ -240,7 +242,7 @@ class ContinuousDenoiser(CanvasDenoiser):
         start, end = self._check_output(predicted)
         free = self.free[start:end]
         predicted = predicted.float().cpu()
-        logits = self.adapter.rounding_logits(predicted).float().cpu()
+        logits = self._guided(self.adapter.rounding_logits(predicted).float().cpu(), start, end)
         logits[:, self.banned] = float("-inf")
         confidence, tokens = logits.softmax(-1).max(-1)
         nearest = self.adapter.embeddings(tokens).cpu()

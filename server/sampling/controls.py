@@ -1,13 +1,14 @@
-"""Controls that steer every denoising step of the masked family (Diffusion-LM's point: the whole text is
-refined together, so a constraint can act at each step): keywords, a length in words, a style.
+"""Controls that steer every denoising step (Diffusion-LM's point: the whole text is refined together, so a
+constraint can act at each step): keywords, a length in words, a style. The masked sampler applies them to its
+logits; the canvas families (uniform noise, continuous) to their proposal or rounding logits, per canvas.
 
-Keywords: each keyword is given a place during denoising: in each block, while a keyword is still missing,
-every place it fits (contiguous masked positions) is scored by the model's own log-probabilities of the
-keyword's tokens there, and at the block whose turn it is (or earlier, when a place scores well) the best
-place wins; from then on the logits at those positions are guided to the keyword's tokens, so they commit like
-any confident proposal and the text around them is denoised knowing they are there. Before a keyword is
-placed its first token gets a mild boost everywhere, so the model may write it unprompted. `placement="pinned"`
-is the baseline: every keyword at a fixed place (spread evenly over the output) from the first step.
+Keywords: each keyword is given a place during denoising: in each block, while a keyword is still missing (and
+the model has not written it by itself), every place it fits (contiguous free positions) is scored by the
+model's own log-probabilities of the keyword's tokens there, and at the block whose turn it is (or earlier,
+when a place scores well) the best place wins; from then on the logits at those positions are guided to the
+keyword's tokens, so they commit like any confident proposal and the text around them is denoised knowing
+they are there. `placement="pinned"` is the baseline: every keyword at a fixed place (spread evenly over the
+output) from the first step. The end-of-text token is not drawn while a keyword is still to come.
 
 Length: generation ends once the finished blocks hold the target number of words, cut after the sentence end
 closest to the target within ±5% words, else after the target's last word; the end-of-text token is not drawn
@@ -29,7 +30,6 @@ from airquill.server.sampling.display import TokenDisplay
 
 PLACEMENTS = ("guided", "pinned")
 GUIDE = 30.0  # logit added to a placed keyword's token at its position: it commits like a sure proposal
-HINT = 1.5  # logit added to a pending keyword's first token at every masked position
 EARLY_PLACE = math.log(0.05)  # place before a keyword's turn when its tokens average at least this log-prob
 LENGTH_SLACK = 0.05
 SENTENCE_END = re.compile(r"[.!?;:]\s*$")
@@ -154,8 +154,8 @@ class ControlState:
             taken.update(range(p, p + len(k.ids)))
 
     def _choose_places(self, ids: torch.Tensor, logits: torch.Tensor, block: int, start: int, end: int,
-                       mask_id: int) -> None:
-        free = ids[start:end] == mask_id
+                       free: torch.Tensor) -> None:
+        free = free.clone()
         logp = logits.float().log_softmax(-1)
         for k in self.keywords:
             if k.place is not None:
@@ -174,35 +174,37 @@ class ControlState:
                 k.place = start + where
                 free[where : where + n] = False
 
-    def guide(self, ids: torch.Tensor, logits: torch.Tensor, block: int, start: int, end: int, mask_id: int,
+    def guide(self, ids: torch.Tensor, logits: torch.Tensor, block: int, start: int, end: int, free: torch.Tensor,
               first_step: bool) -> torch.Tensor:
-        """The canvas logits with every control's guidance added (a copy)."""
+        """The canvas logits with every control's guidance added (a copy). `free`: the canvas positions still
+        being generated (masked, or of an unfinished canvas); `block`: the index of this block or canvas."""
         if not self.controls.active:
             return logits
         logits = logits.clone()
         if self.style_bias is not None:
             logits += self.style_bias.to(logits.device, logits.dtype)
         if self.keywords and first_step and self.controls.placement == "guided":
-            self._choose_places(ids, logits, block, start, end, mask_id)
+            self._choose_places(ids, logits, block, start, end, free)
         for k in self.keywords:
-            if k.place is None:
-                logits[:, k.ids[0]] += HINT
-            elif k.place >= 0:
+            if k.place is not None and k.place >= 0:
                 for j, t in enumerate(k.ids):
                     if start <= k.place + j < end:
                         logits[k.place + j - start, t] += GUIDE
                 after = k.place + len(k.ids)  # the next token must not glue onto the keyword ("Mosesly")
-                if start <= after < end and int(ids[after]) == mask_id:
+                if start <= after < end and bool(free[after - start]):
                     logits[after - start, : len(self.joins)] -= GUIDE * self.joins.to(logits.dtype)
         return logits
 
     # --- length ------------------------------------------------------------------------------------
 
-    def too_early_to_end(self, ids: torch.Tensor, mask_id: int) -> bool:
-        """Whether the end-of-text token must not be drawn yet (fewer than 95% of the words settled)."""
+    def too_early_to_end(self, settled: list[int]) -> bool:
+        """Whether the end-of-text token must not be drawn yet: a keyword is still to come after the `settled`
+        output tokens, or they hold fewer than 95% of the words asked for."""
+        settled_end = self.output_start + len(settled)
+        if any(k.place is None or k.place + len(k.ids) > settled_end for k in self.keywords if k.place != -1):
+            return True
         if not self.controls.length_words:
             return False
-        settled = [t for t in ids[self.output_start :].tolist() if t != mask_id]
         return words(self.display.decode(settled)) < self.controls.length_words * (1 - LENGTH_SLACK)
 
     def cut(self, output_ids: list[int], *, final: bool) -> int | None:

@@ -149,8 +149,8 @@ class MaskedDenoiser:
         masked = (self.ids[start:end] == self.mask_id).nonzero().squeeze(-1)
         logits = self._no_early_end(logits, start)
         if self.control is not None:
-            logits = self.control.guide(self.ids, logits, self.block_index, start, end, self.mask_id,
-                                        first_step=self.block_step == 0)
+            logits = self.control.guide(self.ids, logits, self.block_index, start, end,
+                                        self.ids[start:end] == self.mask_id, first_step=self.block_step == 0)
         drawn = draw(logits[masked], temperature=self.options.temperature, top_p=self.options.top_p,
                      generator=self.generator, banned=self.banned, penalized=self._recent_tokens(end),
                      penalty=self.options.repetition_penalty)
@@ -175,7 +175,8 @@ class MaskedDenoiser:
         """Generation never ends within its first `min_tokens` output tokens (an empty chapter helps no one):
         the end token is not drawn for canvas rows before that point."""
         early = self.output_start + self.options.min_tokens - start  # canvas rows [0, early) are too early
-        if self.control is not None and self.control.too_early_to_end(self.ids, self.mask_id):
+        settled = self.ids[self.output_start :]
+        if self.control is not None and self.control.too_early_to_end(settled[settled != self.mask_id].tolist()):
             early = logits.shape[0]  # a length in words: not before 95% of them
         if self.end_id is None or early <= 0:
             return logits

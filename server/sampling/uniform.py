@@ -205,7 +205,8 @@ class UniformDenoiser(CanvasDenoiser):
     around it."""
 
     def __init__(self, adapter: ModelAdapter, document: Sequence[int], free: Sequence[bool], output_start: int,
-                 length: int, options: UniformOptions, *, display: TokenDisplay):
+                 length: int, options: UniformOptions, *, display: TokenDisplay,
+                 controls=None):
         tokenizer = adapter.tokenizer
         self.steps_per_canvas = options.max_steps
         self.vocab = min(len(tokenizer), int(getattr(adapter, "vocab_size", None) or len(tokenizer)))
@@ -217,7 +218,8 @@ class UniformDenoiser(CanvasDenoiser):
         self.self_conditioning: torch.Tensor | None = None
         self.history: list[torch.Tensor] = []  # best guesses of the previous steps (stability)
         self._bias: torch.Tensor | None = None  # -inf on banned ids, on the logits' device
-        super().__init__(adapter, document, free, output_start, length, options, display=display)
+        super().__init__(adapter, document, free, output_start, length, options, display=display,
+                         controls=controls)
 
     def _fill(self) -> None:
         self.ids[self.free] = self._random(int(self.free.sum()))
@@ -238,6 +240,7 @@ class UniformDenoiser(CanvasDenoiser):
     def advance(self, logits: torch.Tensor) -> Step:
         """Turn the forward pass's canvas logits into one step."""
         start, end = self._check_output(logits)
+        logits = self._guided(logits, start, end)
         options = self.options
         free = self.free[start:end].nonzero().squeeze(-1)
         positions = free + start

@@ -63,7 +63,7 @@ def continuous_options(sampling: Sampling):
     return ContinuousOptions(steps=sampling.steps or ContinuousOptions.steps, seed=sampling.seed or 0)
 
 
-CONTROLLED_FAMILIES = ("masked",)  # families whose sampler takes controls (the others refuse them clearly)
+CONTROLLED_FAMILIES = ("masked", "uniform", "continuous")  # families whose sampler takes controls
 
 
 def sampler_controls(message: Generate | Edit):

@@ -117,3 +117,46 @@ def test_controls_travel_in_protocol_version_2_and_version_1_refuses_them(stream
         shipped, "And God said", 64, Sampling(steps=32), controls=Wire(keywords=["Moses"], length_words=25))
     assert capabilities.controls == ["keywords", "length_words", "style"]
     assert has_keyword(done.text, "Moses") and abs(words(done.text) - 25) <= 1.25 and state.text == done.text
+
+
+def test_the_canvas_families_take_the_same_controls(tokenizer):
+    """Uniform noise (a tiny DiffusionGemma-shaped model) and continuous diffusion (a tiny block-causal model):
+    with random weights keywords land; with oracles that denoise towards a fixed text (random weights write
+    almost no spaces, so no words) the length in words holds, cut at a word."""
+    from airquill.server.models.continuous import ContinuousAdapter
+    from airquill.server.models.diffusion_gemma import DiffusionGemmaAdapter
+    from airquill.server.sampling.continuous import ContinuousDenoiser, ContinuousOptions
+    from airquill.server.sampling.drivers import denoise
+    from airquill.server.sampling.uniform import UniformDenoiser, UniformOptions
+    from airquill.server.training.architecture import ModelShape, build_model
+
+    torch.manual_seed(0)
+    shape = ModelShape(hidden=32, layers=2, heads=2, intermediate=64, expert_intermediate=16, embedding_dim=16)
+    uniform_model = build_model(shape, tokenizer, "uniform", 8, context=64).eval()
+    continuous_model = build_model(shape, tokenizer, "continuous", 8, (8,), 256, diffusion_steps=100).eval()
+    text = " And the earth was without form, and void; and darkness was upon the face of the deep." * 6
+    target = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    class UniformOracle(DiffusionGemmaAdapter):
+        def forward(self, requests):
+            return [10.0 * torch.nn.functional.one_hot(target[r.canvas[0] : r.canvas[1]], len(tokenizer)).float()
+                    for r in requests]
+
+    class ContinuousOracle(ContinuousAdapter):
+        def forward(self, requests):
+            return [self.embeddings(target[r.canvas[0] : r.canvas[1]]) for r in requests]
+
+    runs = [(DiffusionGemmaAdapter(uniform_model, tokenizer, name="u"), UniformOracle(uniform_model, tokenizer, name="u"),
+             UniformDenoiser, UniformOptions(max_steps=4, stop_entropy=0.0)),
+            (ContinuousAdapter(continuous_model, tokenizer, name="c"), ContinuousOracle(continuous_model, tokenizer,
+                                                                                        name="c"),
+             ContinuousDenoiser, ContinuousOptions(steps=4))]
+    for adapter, oracle, denoiser, options in runs:
+        state = denoiser.for_generation(adapter, "In the beginning", 24, options,
+                                        controls=Controls(keywords=("earth", "beginning")))
+        denoise(adapter, state)
+        assert has_keyword(state.text, "earth") and has_keyword(state.text, "beginning"), state.text
+        for n in (12, 20):
+            state = denoiser.for_generation(oracle, "In the beginning", 1, options, controls=Controls(length_words=n))
+            denoise(oracle, state)
+            assert n * 0.95 <= words(state.text) <= n * 1.05, state.text
