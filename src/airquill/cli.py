@@ -225,7 +225,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="shipped model name, model folder, or a hub id (downloads only then)")
     _add_family(p)
     _add_sampling(p, steps=64, length=128)
-    controls = p.add_argument_group("controls (masked family)")
+    controls = p.add_argument_group("controls")
     controls.add_argument("--keyword", action="append", help="a word the text must contain (repeat for more)")
     controls.add_argument("--length-words", type=int, help="the text's length in words (±5%%; --length is then "
                                                           "ignored)")
