@@ -14,6 +14,9 @@ from airquill.shared.book import Book, BookProgress, Outline, chapter_markdown, 
 
 def generate_local(book: Book, outline: Outline, adapter: ModelAdapter, *, parallel: int, length: int,
                    options: SamplingOptions, limit: int | None = None, progress: bool = True) -> dict:
+    if adapter.family != "masked":
+        raise ValueError(f"book mode runs masked-diffusion models so far; {adapter.name} is a {adapter.family} "
+                         "model")
     todo = pending_chapters(book, outline, limit)
     total = len(outline.chapters[:limit] if limit else outline.chapters)
     bar = BookProgress(total, total - len(todo)) if progress else None

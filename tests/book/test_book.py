@@ -150,3 +150,17 @@ def test_bench_book_runs_end_to_end(tmp_path):
     for key in ("book_efficiency", "speedup_best", "chapters_per_min_best", "projection_999_minutes"):
         assert out[key] > 0
     assert set(out["rows"]) == {"1", "4"}
+
+
+def test_book_mode_refuses_a_model_of_another_family(tmp_path):
+    """The book runner drives the masked sampler; a uniform-noise or continuous model gets a clear error."""
+    from airquill.server.book.runner import generate_local
+    from airquill.server.sampling.options import SamplingOptions
+    from airquill.shared.book import Chapter, Outline
+
+    class Uniform:
+        family, name = "uniform", "some-uniform-model"
+
+    with pytest.raises(ValueError, match="some-uniform-model is a uniform model"):
+        generate_local(Book(tmp_path), Outline("t", "", [Chapter(1, "In the beginning")]), Uniform(), parallel=1,
+                       length=8, options=SamplingOptions())
