@@ -231,8 +231,10 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
     results: dict = {"models": {k: a.name for k, a in adapters.items()}, "ar_model": str(ar_model),
                      "length": length, "batches": {},
                      "continuous_schedule": getattr(adapters.get("continuous"), "noise_schedule", None)}
+    prompts_of: dict[int, list[list[int]]] = {}
     for batch in batches:
         prompts, references = heldout_prompts(tokenizer, count=batch, prompt_tokens=16, length=length)
+        prompts_of[batch] = prompts
         held = quality(scorer, prompts, references)
         rows = []
         settings = family_settings(length, quick)
@@ -247,11 +249,11 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
                          **{k: v for k, v in run.items() if k != "samples"}, **quality(scorer, prompts, run["samples"])})
         results["batches"][batch] = {"heldout": held, "rows": judge(rows, held)}
     last = max(batches)
-    prompts, references = heldout_prompts(tokenizer, count=last, prompt_tokens=16, length=length)
-    rows, figures = control_rows(adapters["masked"], scorer, prompts, results["batches"][last]["heldout"], length)
+    rows, figures = control_rows(adapters["masked"], scorer, prompts_of[last], results["batches"][last]["heldout"],
+                                 length)
     results["controls"] = {"batch": last, "rows": rows}
     results.update(figures)
-    prompt = heldout_prompts(tokenizer, count=1, prompt_tokens=16, length=length)[0][0]
+    prompt = prompts_of[last][0]  # the held-out prompts come in a fixed order: the first is every batch's first
     results["prefix_cache"] = {"length": long_length,
                                "rows": prefix_cache_rows(adapters, prompt, length=long_length)}
     if gpu_size:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from airquill.server.models.base import ModelAdapter
-from airquill.server.sampling.controls import Controls, ControlState, tokens_for_words
+from airquill.server.sampling.controls import Controls, ControlState, check_edit_controls, generation_length
 from airquill.server.sampling.display import TokenDisplay
 from airquill.server.sampling.masked import (Span, check_document_length, check_length, infill_layout,
                                              prompt_tokens)
@@ -75,11 +75,7 @@ class CanvasDenoiser:
         prefix = list(getattr(adapter, "prompt_prefix", ())) + prompt_tokens(adapter, prompt)
         canvas = options.canvas_length or canvas_length_of(adapter)
         limit = (adapter.max_length - len(prefix)) // canvas * canvas
-        if controls is not None and controls.length_words:
-            length = tokens_for_words(controls.length_words, canvas)
-            if length > limit:
-                raise ValueError(f"{controls.length_words} words need about {length} tokens; this model and "
-                                 f"prompt leave room for {limit}")
+        length = generation_length(controls, length, canvas, limit)
         check_length(length, limit)
         n = math.ceil(length / canvas) * canvas
         state = cls(adapter, prefix + [0] * n, [False] * len(prefix) + [True] * n, len(prefix), length, options,
@@ -91,8 +87,7 @@ class CanvasDenoiser:
     def for_infill(cls, adapter: ModelAdapter, text: str, spans: Sequence[Span], options, *,
                    display: TokenDisplay | None = None, controls: Controls | None = None):
         """Re-noise the spans of `text` and refine only them; the rest stays byte-identical."""
-        if controls is not None and controls.length_words:
-            raise ValueError("a length in words applies to generation; give an edited span a new length in tokens")
+        check_edit_controls(controls)
         display = display or TokenDisplay(adapter.tokenizer)
         pieces, tail = infill_layout(adapter, display, text, spans)
         prefix = list(getattr(adapter, "prompt_prefix", ()))

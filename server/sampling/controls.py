@@ -45,6 +45,14 @@ class Controls:
     style_strength: float = 2.0  # logits per unit of the guide's strongest token (BENCHMARKS.md: 2 keeps text readable)
     placement: str = "guided"  # guided | pinned (the baseline)
 
+    @classmethod
+    def from_protocol(cls, given) -> Controls | None:
+        """The sampler's controls for a protocol `Controls` (None: none asked)."""
+        if given is None:
+            return None
+        strength = {} if given.style_strength is None else {"style_strength": given.style_strength}
+        return cls(keywords=tuple(given.keywords), length_words=given.length_words, style=given.style, **strength)
+
     @property
     def active(self) -> bool:
         return bool(self.keywords or self.length_words or self.style)
@@ -71,6 +79,23 @@ def tokens_for_words(n_words: int, block_size: int) -> int:
     """A token budget that holds `n_words` words of ordinary text with room to spare (byte-level BPE averages
     well under two tokens per English word); generation stops at the words, not at the budget."""
     return int(n_words * 2.0 * (1 + LENGTH_SLACK)) + block_size
+
+
+def generation_length(controls: Controls | None, length: int, block: int, limit: int) -> int:
+    """The tokens to generate: `length`, or with a length in words a budget that holds them (an error when the
+    model and prompt leave less room than that)."""
+    if controls is None or not controls.length_words:
+        return length
+    budget = tokens_for_words(controls.length_words, block)
+    if budget > limit:
+        raise ValueError(f"{controls.length_words} words need about {budget} tokens; this model and prompt leave "
+                         f"room for {limit}")
+    return budget
+
+
+def check_edit_controls(controls: Controls | None) -> None:
+    if controls is not None and controls.length_words:
+        raise ValueError("a length in words applies to generation; give an edited span a new length in tokens")
 
 
 def has_keyword(text: str, keyword: str) -> bool:

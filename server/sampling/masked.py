@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from airquill.server.models.base import ForwardRequest, ModelAdapter
-from airquill.server.sampling.controls import Controls, ControlState, tokens_for_words
+from airquill.server.sampling.controls import Controls, ControlState, check_edit_controls, generation_length
 from airquill.server.sampling.display import TokenDisplay
 from airquill.server.sampling.noise import draw
 from airquill.server.sampling.options import SamplingOptions
@@ -80,13 +80,9 @@ class MaskedDenoiser:
         """`length` tokens after the prompt; with a length in words (`controls`), a budget that holds them."""
         prompt_ids = prompt_tokens(adapter, prompt)
         block = options.block_size or adapter.default_block_size
-        if controls is not None and controls.length_words:
-            length = tokens_for_words(controls.length_words, block)
-            limit = adapter.max_length - len(prompt_ids)
-            if length > limit:
-                raise ValueError(f"{controls.length_words} words need about {length} tokens; this model and "
-                                 f"prompt leave room for {limit}")
-        check_length(length, adapter.max_length - len(prompt_ids))
+        limit = adapter.max_length - len(prompt_ids)
+        length = generation_length(controls, length, block, limit)
+        check_length(length, limit)
         state = cls(adapter, prompt_ids + [adapter.mask_id] * length, len(prompt_ids), options,
                     block_size=block, display=display or TokenDisplay(adapter.tokenizer), controls=controls)
         state.end_id = adapter.tokenizer.eos_token_id if options.stop_at_eos else None
@@ -95,8 +91,7 @@ class MaskedDenoiser:
     @classmethod
     def for_infill(cls, adapter: ModelAdapter, text: str, spans: Sequence[Span], options: SamplingOptions, *,
                    display: TokenDisplay | None = None, controls: Controls | None = None) -> MaskedDenoiser:
-        if controls is not None and controls.length_words:
-            raise ValueError("a length in words applies to generation; give an edited span a new length in tokens")
+        check_edit_controls(controls)
         display = display or TokenDisplay(adapter.tokenizer)
         pieces, tail = infill_layout(adapter, display, text, spans)
         document: list[int] = []
@@ -175,9 +170,10 @@ class MaskedDenoiser:
         """Generation never ends within its first `min_tokens` output tokens (an empty chapter helps no one):
         the end token is not drawn for canvas rows before that point."""
         early = self.output_start + self.options.min_tokens - start  # canvas rows [0, early) are too early
-        settled = self.ids[self.output_start :]
-        if self.control is not None and self.control.too_early_to_end(settled[settled != self.mask_id].tolist()):
-            early = logits.shape[0]  # a length in words: not before 95% of them
+        if self.control is not None:
+            settled = self.ids[self.output_start :]
+            if self.control.too_early_to_end(settled[settled != self.mask_id].tolist()):
+                early = logits.shape[0]  # a keyword still to come, or too few of the words asked for
         if self.end_id is None or early <= 0:
             return logits
         logits = logits.clone()
@@ -204,7 +200,7 @@ class MaskedDenoiser:
 
     def _stop_at_words(self, finished_until: int) -> None:
         """With a length in words: end once the finished blocks hold them (see `ControlState.cut`)."""
-        if self.control is None or self.block_index > len(self.blocks):
+        if self.control is None:
             return
         finished = self.ids[self.output_start : finished_until].tolist()
         keep = self.control.cut(finished, final=self.block_index == len(self.blocks))

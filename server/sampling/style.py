@@ -8,6 +8,7 @@ classifier must read the wording ("why", "wherefore", "shall I"), and guidance c
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,9 @@ class StyleClassifier:
         return p if label == "question" else 1 - p
 
 
+@functools.lru_cache(maxsize=8)
 def load_classifier(which: str, folder: Path = STYLE_MODEL) -> StyleClassifier:
+    """A shipped (or given) classifier, read once per process."""
     from safetensors.torch import load_file
 
     path = folder / f"{which}.safetensors"

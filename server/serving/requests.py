@@ -66,21 +66,12 @@ def continuous_options(sampling: Sampling):
 CONTROLLED_FAMILIES = ("masked", "uniform", "continuous")  # families whose sampler takes controls
 
 
-def sampler_controls(message: Generate | Edit):
-    """The request's controls for the sampler, or None."""
-    from airquill.server.sampling.controls import Controls
-
-    given = message.controls
-    if given is None:
-        return None
-    strength = {} if given.style_strength is None else {"style_strength": given.style_strength}
-    return Controls(keywords=tuple(given.keywords), length_words=given.length_words, style=given.style, **strength)
-
-
 def build_state(adapter: ModelAdapter, message: Generate | Edit, defaults: SamplingOptions):
     """A sampler state (masked, uniform or continuous, by the model's family), or the final text when an edit only
     replaces text. Bad requests raise ProtocolError."""
-    controls = sampler_controls(message)
+    from airquill.server.sampling.controls import Controls
+
+    controls = Controls.from_protocol(message.controls)
     extra = {}
     if controls is not None:
         if adapter.family not in CONTROLLED_FAMILIES:

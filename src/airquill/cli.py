@@ -153,9 +153,7 @@ def _sampling_options(args: argparse.Namespace):
 def _sampler_controls(args: argparse.Namespace):
     from airquill.server.sampling.controls import Controls
 
-    controls = Controls(keywords=tuple(args.keyword or ()), length_words=args.length_words, style=args.style,
-                        style_strength=args.style_strength)
-    return controls if controls.active else None
+    return Controls.from_protocol(_protocol_controls(args))
 
 
 def _protocol_controls(args: argparse.Namespace):

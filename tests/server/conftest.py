@@ -1,10 +1,12 @@
-"""Fixtures of the server tests: one request through the real WebSocket server on loopback."""
+"""Fixtures of the server tests: one request through the real WebSocket server on loopback; invariants every
+sampler family must keep (a batch gives what one-by-one runs give; a cancel ends within one step)."""
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
+from airquill.server.sampling.drivers import Scheduler, denoise, iter_denoise
 from airquill.server.serving.websocket import AirquillServer, ServeConfig
 from airquill.shared.client import AirquillClient
 from airquill.shared.protocol import Sampling
@@ -30,3 +32,34 @@ def _stream_once(adapter, prompt: str, length: int, sampling: Sampling, *, timeo
 @pytest.fixture
 def stream_once():
     return _stream_once
+
+
+def _batched_equals_one_by_one(adapter, make_states) -> None:
+    """`make_states()` gives fresh sampler states; all of them batched by one scheduler must end exactly as each
+    does run alone."""
+    scheduler = Scheduler(adapter, max_batch=8)
+    batched = [scheduler.submit(state) for state in make_states()]
+    list(scheduler.run())
+    for alone, together in zip(make_states(), batched):
+        denoise(adapter, alone)
+        assert alone.output_ids == together.output_ids
+
+
+@pytest.fixture
+def batched_equals_one_by_one():
+    return _batched_equals_one_by_one
+
+
+def _cancel_after(adapter, state, index: int) -> list:
+    """Drive a request, asking it to cancel once step `index` arrived; the steps it yielded."""
+    seen = []
+    for step in iter_denoise(adapter, state):
+        seen.append(step)
+        if step.index == index:
+            state.cancel()
+    return seen
+
+
+@pytest.fixture
+def cancel_after():
+    return _cancel_after

@@ -12,7 +12,7 @@ import torch
 from airquill.server.models.continuous import ContinuousAdapter
 from airquill.server.sampling.continuous import (NOISE_SCHEDULES, SPACINGS, ContinuousDenoiser, ContinuousOptions,
                                                  adaptive_alpha_bar, alpha_bar, model_times, sampling_times)
-from airquill.server.sampling.drivers import Scheduler, denoise, iter_denoise
+from airquill.server.sampling.drivers import denoise, iter_denoise
 from airquill.server.training.architecture import ModelShape, build_model
 from airquill.shared.text_state import TextState
 
@@ -145,26 +145,17 @@ def test_prefix_cache_gives_what_recomputation_gives(adapter):
     assert cached.output_ids == recomputed.output_ids
 
 
-def test_cancel_ends_within_one_step(adapter):
+def test_cancel_ends_within_one_step(adapter, cancel_after):
     state = ContinuousDenoiser.for_generation(adapter, PROMPT, 2 * BLOCK, OPTIONS)
-    stream = iter_denoise(adapter, state)
-    next(stream)
-    state.cancel()
-    last = list(stream)
-    assert len(last) == 1 and last[0].finish == "cancelled" and state.done
+    seen = cancel_after(adapter, state, 1)
+    assert len(seen) == 2 and seen[-1].finish == "cancelled" and state.done
 
 
-def test_scheduler_batches_equal_one_by_one(adapter):
+def test_scheduler_batches_equal_one_by_one(adapter, batched_equals_one_by_one):
     prompts = ["In the beginning", "And the earth was without form", "Привет, мир!"]
     options = [replace(OPTIONS, seed=i, steps=s) for i, s in enumerate([3, 5, 4])]
-    scheduler = Scheduler(adapter, max_batch=3)
-    batched = [scheduler.submit(ContinuousDenoiser.for_generation(adapter, p, 2 * BLOCK, o))
-               for p, o in zip(prompts, options)]
-    list(scheduler.run())
-    for p, o, b in zip(prompts, options, batched):
-        single = ContinuousDenoiser.for_generation(adapter, p, 2 * BLOCK, o)
-        denoise(adapter, single)
-        assert single.output_ids == b.output_ids
+    batched_equals_one_by_one(adapter, lambda: [ContinuousDenoiser.for_generation(adapter, p, 2 * BLOCK, o)
+                                                for p, o in zip(prompts, options)])
 
 
 def test_bad_options_raise_clear_errors(adapter):

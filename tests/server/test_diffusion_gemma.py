@@ -29,7 +29,7 @@ from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
 )
 
 from airquill.server.models.diffusion_gemma import DiffusionGemmaAdapter, EncoderCache
-from airquill.server.sampling.drivers import Scheduler, iter_denoise
+from airquill.server.sampling.drivers import iter_denoise
 from airquill.server.sampling.masked import Span
 from airquill.server.sampling.noise import draw
 from airquill.server.sampling.uniform import EntropyBound, UniformDenoiser, UniformOptions
@@ -161,17 +161,11 @@ def test_sampler_invariants_on_tiny_gemma(gemma, tokenizer):
     assert again.output_ids == state.output_ids  # reproducible with a seed
 
 
-def test_scheduler_batches_equal_one_by_one(gemma):
+def test_scheduler_batches_equal_one_by_one(gemma, batched_equals_one_by_one):
     options = [UniformOptions(max_steps=m, seed=i, temperature=t, stop_entropy=7.0)
                for i, (m, t) in enumerate(zip([2, 4, 3], [0.9, 0.0, 1.1]))]
-    scheduler = Scheduler(gemma, max_batch=3)
-    batched = [scheduler.submit(UniformDenoiser.for_generation(gemma, p, 2 * CANVAS, o))
-               for p, o in zip(PROMPTS, options)]
-    list(scheduler.run())
-    for p, o, b in zip(PROMPTS, options, batched):
-        single = UniformDenoiser.for_generation(gemma, p, 2 * CANVAS, o)
-        list(iter_denoise(gemma, single))
-        assert single.output_ids == b.output_ids
+    batched_equals_one_by_one(gemma, lambda: [UniformDenoiser.for_generation(gemma, p, 2 * CANVAS, o)
+                                              for p, o in zip(PROMPTS, options)])
 
 
 def test_infill_on_tiny_gemma_keeps_the_context(gemma):

@@ -83,13 +83,9 @@ def test_last_step_equals_drained_result(tiny):
     assert denoise(tiny, again).is_final and again.text == state.text
 
 
-def test_cancel_stops_within_one_step(tiny):
+def test_cancel_stops_within_one_step(tiny, cancel_after):
     state = MaskedDenoiser.for_generation(tiny, PROMPT, 40, SamplingOptions(steps=40))
-    seen = []
-    for step in iter_denoise(tiny, state):
-        seen.append(step)
-        if step.index == 5:
-            state.cancel()
+    seen = cancel_after(tiny, state, 5)
     assert len(seen) == 6 and seen[-1].finish.value == "cancelled"
     assert len(tiny.calls) == 5  # no forward pass after the cancel
 

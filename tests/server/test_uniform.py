@@ -224,13 +224,9 @@ def test_reproducible_with_a_seed(make_tiny_uniform):
     assert first.output_ids != second.output_ids  # different random canvases
 
 
-def test_cancel_stops_within_one_step(tiny):
+def test_cancel_stops_within_one_step(tiny, cancel_after):
     state = UniformDenoiser.for_generation(tiny, PROMPT, 40, UniformOptions(max_steps=10, **NO_EARLY_STOP))
-    seen = []
-    for step in iter_denoise(tiny, state):
-        seen.append(step)
-        if step.index == 5:
-            state.cancel()
+    seen = cancel_after(tiny, state, 5)
     assert len(seen) == 6 and seen[-1].finish.value == "cancelled"
     assert len(tiny.calls) == 5  # no forward pass after the cancel
 
