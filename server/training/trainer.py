@@ -1,4 +1,5 @@
-"""`airquill train`: tokenizer + masked-diffusion, uniform-noise, continuous or autoregressive model on a folder of text.
+"""`airquill train`: tokenizer + masked-diffusion, uniform-noise, continuous or autoregressive model on a folder
+of text.
 
 Checkpoints are written atomically every `checkpoint_every` steps and on Ctrl-C; a rerun with the same output
 folder resumes from the last one with the same data order (every batch is drawn from a generator seeded by
