@@ -88,6 +88,8 @@ def model_card(stats: dict, *, parameters: int, command: str, samples: list[tupl
     elif stats["family"] == "continuous":
         experts = (f"; embeddings of {shape['embedding_dim']}, T = {cfg['diffusion_steps']}, "
                    f"{cfg['noise_schedule']} noise schedule")
+    budget = "".join(f"; the token budget changed at step {c['step']} from {c['from']:,} to {c['to']:,} (the cosine "
+                     f"schedule follows the new budget from there)" for c in stats.get("budget_changes", []))
     curve = "\n".join(f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} |" for h in history)
     return f"""# {stats['name']}
 
@@ -99,7 +101,7 @@ def model_card(stats: dict, *, parameters: int, command: str, samples: list[tupl
 | corpus | `{cfg['data']}` (every 50th document held out for validation) |
 | tokenizer | byte-level BPE, {stats['vocab_size']} tokens (tokenizers library), special tokens `<pad> <mask> <eos> <bos>` |
 | shape | {shape['layers']} layers, hidden {shape['hidden']}, {shape['heads']} heads, MLP {shape['intermediate']}{experts}; {parameters / 1e6:.2f} M parameters, stored as fp16 safetensors |
-| training | {stats['steps']} steps × {cfg['batch_size']} × {cfg['seq_len']} tokens = {stats['tokens']:,} tokens; AdamW lr {cfg['lr']} (warm-up {cfg['warmup']}, cosine to 10 %), clip {cfg['clip']}; block sizes {cfg['block_sizes']} |
+| training | {stats['steps']} steps × {cfg['batch_size']} × {cfg['seq_len']} tokens = {stats['tokens']:,} tokens; AdamW lr {cfg['lr']} (warm-up {cfg['warmup']}, cosine to 10 %), clip {cfg['clip']}; block sizes {cfg['block_sizes']}{budget} |
 | wall time | {stats['wall_seconds'] / 3600:.2f} h on {stats['hardware']} |
 | validation loss | {val} |
 | command | `{command}` |

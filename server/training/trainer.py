@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -158,6 +159,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []
         self.elapsed = 0.0
+        self.budget_changes: list[dict] = []
         self._resume()
 
     def _tokenizer_and_model(self, train_docs: list[str]):
@@ -180,8 +182,16 @@ class Trainer:
         if not path.exists():
             return
         state = torch.load(path, map_location="cpu", weights_only=False)
-        if _recipe({**ADDED_LATER, **state["config"]}) != _recipe(_jsonable(self.cfg)):
+        saved = {**ADDED_LATER, **state["config"]}
+        saved["shape"] = {**asdict(ModelShape()), **saved["shape"]}  # shape fields added later take defaults
+        if _recipe(saved) != _recipe(_jsonable(self.cfg)):
             raise ValueError(f"{path} was written with different settings; use another --out or remove it")
+        self.budget_changes = state.get("budget_changes", [])
+        if saved["tokens"] != self.cfg.tokens:  # a run may be shortened or extended; the schedule follows
+            self.budget_changes.append({"step": state["step"], "from": saved["tokens"], "to": self.cfg.tokens})
+            print(f"token budget changed at step {state['step']}: {saved['tokens']:,} -> {self.cfg.tokens:,} "
+                  f"({self.cfg.steps} steps); the learning rate follows the new schedule from here",
+                  file=sys.stderr)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.history, self.elapsed = state["step"], state["history"], state["elapsed"]
@@ -200,6 +210,7 @@ class Trainer:
                 "history": self.history,
                 "elapsed": self.elapsed,
                 "command": self.command,
+                "budget_changes": self.budget_changes,
                 **({"loss_table": self.loss_table.state()} if self.loss_table is not None else {}),
             },
             self.out / CHECKPOINT,
@@ -296,6 +307,7 @@ class Trainer:
             "wall_seconds": round(self.elapsed, 1),
             "threads": torch.get_num_threads(),
             "history": self.history,
+            "budget_changes": self.budget_changes,
             "config": _jsonable(self.cfg),
         }
         (final / "training.json").write_text(json.dumps(stats, indent=2))
@@ -308,7 +320,7 @@ class Trainer:
 
 NOISES = ("uniform", "absorbing")
 ADDED_LATER = {"noise": "uniform", "self_conditioning": 0.5, "diffusion_steps": 2000, "noise_schedule": "sqrt"}  # settings older checkpoints do not record
-NOT_RECIPE = ("out", "threads", "eval_every", "checkpoint_every", "eval_batches")
+NOT_RECIPE = ("out", "threads", "eval_every", "checkpoint_every", "eval_batches", "tokens")
 
 
 def load_trained(path: str, family: str):

@@ -64,6 +64,27 @@ def test_killed_training_resumes_with_the_same_data_order(corpus, tmp_path, fami
         assert torch.equal(a[name], b[name]), name
 
 
+def test_a_run_can_be_extended_but_not_changed(corpus, tmp_path):
+    """A finished or interrupted run resumes under a new token budget (the card says where it changed); any
+    other change to what is trained is refused, and the checkpoint is left as it was."""
+    import json
+
+    out = tmp_path / "run"
+    subprocess.run(_train(corpus, out, 8 * 4 * 32, "masked", 4), check=True, capture_output=True)
+    extended = subprocess.run(_train(corpus, out, 12 * 4 * 32, "masked", 4), check=True, capture_output=True,
+                              text=True)
+    assert "token budget changed at step 8" in extended.stderr
+    stats = json.loads((out / "model" / "training.json").read_text())
+    assert stats["steps"] == 12 and stats["budget_changes"] == [{"step": 8, "from": 1024, "to": 1536}]
+    assert "budget changed at step 8 from 1,024 to 1,536" in (out / "model" / "README.md").read_text()
+
+    before = (out / "checkpoint.pt").read_bytes()
+    refused = subprocess.run(_train(corpus, out, 12 * 4 * 32, "masked", 4, "--lr", "0.002"), capture_output=True,
+                             text=True)
+    assert refused.returncode != 0 and "written with different settings" in refused.stderr
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
 def test_result_loads_through_transformers_and_samples(corpus, tmp_path):
     from airquill.server.models.loader import load_adapter
     from airquill.server.sampling.drivers import denoise
