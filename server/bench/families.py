@@ -7,7 +7,7 @@ off for long outputs; and, with `--device cuda`, a DiffusionGemma-shaped model a
 weights: speed only) streamed at batch 1, every step encoded as the protocol's binary frame.
 
 `uniform_speedup_b1` is the best qualifying uniform setting's tokens/s over the AR twin's at batch 1 (None when
-no uniform setting qualifies). The controls (keywords, length, style) are measured on the masked family at the
+no uniform setting qualifies). The controls (keywords, length, style) are measured on every family at the
 largest batch (`bench/controls.py`).
 """
 from __future__ import annotations
@@ -249,8 +249,7 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
                          **{k: v for k, v in run.items() if k != "samples"}, **quality(scorer, prompts, run["samples"])})
         results["batches"][batch] = {"heldout": held, "rows": judge(rows, held)}
     last = max(batches)
-    rows, figures = control_rows(adapters["masked"], scorer, prompts_of[last], results["batches"][last]["heldout"],
-                                 length)
+    rows, figures = control_rows(adapters, scorer, prompts_of[last], results["batches"][last]["heldout"], length)
     results["controls"] = {"batch": last, "rows": rows}
     results.update(figures)
     prompt = prompts_of[last][0]  # the held-out prompts come in a fixed order: the first is every batch's first
@@ -318,9 +317,9 @@ def report(results: dict) -> str:
         f"  {r['setting']:<46} {r['tokens_per_s']:8.1f} tok/s x{r['speedup']:5.2f} | steps {r['steps']:6.1f} | "
         + quality_cells(r)))
     controls = results["controls"]
-    lines.append(f"controls (masked family, batch {controls['batch']}):")
+    lines.append(f"controls (batch {controls['batch']}; headline figures: the worst family's):")
     for r in controls["rows"]:
-        lines.append(f"  {r['control']:<30} success {r['success']:5.2f} | genppl {r['genppl']:8.1f} "
+        lines.append(f"  {r['family']:<10} {r['control']:<30} success {r['success']:5.2f} | genppl {r['genppl']:8.1f} "
                      f"(cost {r['quality_cost']:+6.1%}) | entropy gap {r['entropy_gap']:5.1%} | "
                      f"{r['tokens_per_s']:7.1f} tok/s")
     cache = results["prefix_cache"]

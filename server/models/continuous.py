@@ -118,10 +118,18 @@ class ContinuousAdapter(BlockDiffusionAdapter):
         self.loss_table = torch.tensor(table, dtype=torch.float64) if table else None
         bos = tokenizer.bos_token_id
         self.prompt_prefix = (int(bos),) if bos is not None else ()
+        self._table: torch.Tensor | None = None
 
     @torch.inference_mode()
     def rounding_logits(self, points: torch.Tensor) -> torch.Tensor:
         return self.model.rounding_logits(points.to(self.device))
+
+    def embedding_table(self) -> torch.Tensor:
+        """Every token's embedding [vocab, dim], float32 on the CPU, read once (rounding and latent guidance)."""
+        if self._table is None:
+            with torch.inference_mode(False):  # a plain tensor, so gradients may flow through it
+                self._table = self.model.embed.weight.detach().float().cpu().clone()
+        return self._table
 
     @torch.inference_mode()
     def embeddings(self, ids: torch.Tensor) -> torch.Tensor:

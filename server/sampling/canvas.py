@@ -122,13 +122,13 @@ class CanvasDenoiser:
             raise ValueError(f"expected logits for {end - start} canvas positions, got {output.shape[0]}")
         return start, end
 
-    def _guided(self, logits: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    def _guided(self, logits: torch.Tensor, start: int, end: int, on_logits: bool = True) -> torch.Tensor:
         """The canvas's logits with the request's controls applied (keywords, style; no end of text before a
-        length in words is nearly reached)."""
+        length in words is nearly reached); `on_logits=False`: keywords are only placed, not pushed."""
         if self.control is None:
             return logits
         logits = self.control.guide(self.ids, logits, self.canvas_index, start, end, self.free[start:end],
-                                    first_step=self.canvas_step == 0)
+                                    first_step=self.canvas_step == 0, on_logits=on_logits)
         settled = self.ids[self.output_start : start].tolist()
         if self.end_id is not None and self.control.too_early_to_end(settled):
             logits[:, self.end_id] = float("-inf")

@@ -16,6 +16,10 @@ before 95% of the words.
 
 Style: a linear bag-of-tokens classifier's weight of each token, times a strength, is added to the logits of
 every masked position: for a linear classifier that is exactly how much a token moves its score.
+
+The continuous family steers its latents instead (Diffusion-LM): `objective` is the controls' log-likelihood of
+a canvas's token distribution, and the sampler climbs its gradient (see `sampling/continuous.py`); keywords are
+placed the same way.
 """
 from __future__ import annotations
 
@@ -200,16 +204,19 @@ class ControlState:
                 free[where : where + n] = False
 
     def guide(self, ids: torch.Tensor, logits: torch.Tensor, block: int, start: int, end: int, free: torch.Tensor,
-              first_step: bool) -> torch.Tensor:
+              first_step: bool, on_logits: bool = True) -> torch.Tensor:
         """The canvas logits with every control's guidance added (a copy). `free`: the canvas positions still
-        being generated (masked, or of an unfinished canvas); `block`: the index of this block or canvas."""
+        being generated (masked, or of an unfinished canvas); `block`: the index of this block or canvas.
+        `on_logits=False` only places keywords (a sampler that steers by `objective` instead)."""
         if not self.controls.active:
             return logits
-        logits = logits.clone()
-        if self.style_bias is not None:
-            logits += self.style_bias.to(logits.device, logits.dtype)
         if self.keywords and first_step and self.controls.placement == "guided":
             self._choose_places(ids, logits, block, start, end, free)
+        logits = logits.clone()
+        if not on_logits:
+            return logits
+        if self.style_bias is not None:
+            logits += self.style_bias.to(logits.device, logits.dtype)
         for k in self.keywords:
             if k.place is not None and k.place >= 0:
                 for j, t in enumerate(k.ids):
@@ -219,6 +226,28 @@ class ControlState:
                 if start <= after < end and bool(free[after - start]):
                     logits[after - start, : len(self.joins)] -= GUIDE * self.joins.to(logits.dtype)
         return logits
+
+    def objective(self, logp: torch.Tensor, start: int, end: int, free: torch.Tensor) -> torch.Tensor:
+        """log p(controls | canvas) up to a constant, differentiable in the canvas's token log-probabilities
+        `logp` [width, vocab] (what gradient guidance climbs): each placed keyword token's log-probability at its
+        place, the log-probability that the token after a keyword does not glue onto it, and the style guide's
+        expected score (its linear weight of each token, times the strength, under the canvas's distribution)."""
+        total = logp.new_zeros(())
+        for k in self.keywords:
+            if k.place is None or k.place < 0:
+                continue
+            for j, t in enumerate(k.ids):
+                if start <= k.place + j < end:
+                    total = total + logp[k.place + j - start, t]
+            after = k.place + len(k.ids)
+            if start <= after < end and bool(free[after - start]):
+                joins = self.joins.to(logp.device, logp.dtype).clone()  # clone: a plain tensor, even if built in
+                glue = (logp[after - start, : len(joins)].exp() * joins).sum()  # inference mode
+                total = total + torch.log1p(-glue.clamp(max=0.999))
+        if self.style_bias is not None:
+            probs = logp[free].exp()
+            total = total + (probs @ self.style_bias.to(logp.device, logp.dtype).clone()).sum()
+        return total
 
     # --- length ------------------------------------------------------------------------------------
 

@@ -52,8 +52,15 @@ def test_bench_families_runs_end_to_end(tmp_path):
         on, off = (next(r for r in cache if r["family"] == family and r["prefix_cache"] is c) for c in (True, False))
         assert on["model_tokens_per_token"] < off["model_tokens_per_token"], family
     assert out["diffusion_gemma_shaped"]["steps"] > 1 and out["diffusion_gemma_shaped_tokens_per_s"] > 0
-    controls = {r["control"]: r for r in out["controls"]["rows"]}
-    assert controls["unconstrained"]["success"] == 1.0 and controls["unconstrained"]["quality_cost"] == 0.0
-    assert out["keyword_success"] == controls["keyword (guided placement)"]["success"] > 0
+    controls = {(r["family"], r["control"]): r for r in out["controls"]["rows"]}
+    by_family = out["controls_by_family"]
+    assert set(by_family) == {"masked", "uniform", "continuous"}
+    for family in by_family:
+        none = controls[family, "unconstrained"]
+        assert none["success"] == 1.0 and none["quality_cost"] == 0.0
+        assert by_family[family]["keyword_success"] == controls[family, "keyword (guided placement)"]["success"] > 0
+    assert out["keyword_success"] == min(f["keyword_success"] for f in by_family.values())
+    assert out["keyword_quality_cost"] == max(f["keyword_quality_cost"] for f in by_family.values())
+    assert ("continuous", "keyword (latents only)") in controls and ("continuous", "style (rounding logits)") in controls
     assert 0 <= out["length_success"] <= 1 and 0 <= out["style_success"] <= 1
     assert (tmp_path / "plot.png").stat().st_size > 1000

@@ -160,3 +160,43 @@ def test_the_canvas_families_take_the_same_controls(tokenizer):
             state = denoiser.for_generation(oracle, "In the beginning", 1, options, controls=Controls(length_words=n))
             denoise(oracle, state)
             assert n * 0.95 <= words(state.text) <= n * 1.05, state.text
+
+
+def test_continuous_latent_guidance_alone_writes_the_keyword(tokenizer):
+    """Diffusion-LM's gradient on the latents, with no help from the rounding logits ("latents-only"): a model
+    that denoises by reading its input (an echo: the canvas point divided by sqrt(abar), a stand-in for a trained
+    denoiser, which random weights are not) writes the keywords where guidance pulls the latents, and without the
+    gradient (strength 0) it does not."""
+    from airquill.server.models.continuous import ContinuousAdapter
+    from airquill.server.sampling.continuous import ContinuousDenoiser, ContinuousOptions, alpha_bar
+    from airquill.server.sampling.drivers import denoise
+    from airquill.server.training.architecture import ModelShape, build_model
+
+    torch.manual_seed(0)
+    shape = ModelShape(hidden=32, layers=2, heads=2, intermediate=64, embedding_dim=16)
+    model = build_model(shape, tokenizer, "continuous", 8, (8,), 256, diffusion_steps=100).eval()
+
+    class Echo(ContinuousAdapter):
+        def forward(self, requests):
+            abar = alpha_bar(self.noise_schedule, self.diffusion_steps)
+            out = []
+            for r in requests:
+                width = r.canvas[1] - r.canvas[0]
+                t = torch.as_tensor(r.time).expand(width).round().long()
+                out.append(r.latents / abar[t].sqrt()[:, None])
+            return out
+
+    echo = Echo(model, tokenizer, name="echo")
+    controls = Controls(keywords=("earth", "beginning"))
+    for strength, expected in ((1.0, True), (0.0, False)):
+        options = ContinuousOptions(steps=8, guidance="latents-only", guidance_strength=strength)
+        hits = []
+        for seed in range(2):
+            state = ContinuousDenoiser.for_generation(echo, "In the beginning", 24, replace(options, seed=seed),
+                                                      controls=controls)
+            denoise(echo, state)
+            hits.append(has_keyword(state.text, "earth") and has_keyword(state.text, "beginning"))
+        assert hits == [expected] * 2, (strength, hits)
+    for bad in (dict(guidance="gradient"), dict(guidance_strength=-1.0)):
+        with pytest.raises(ValueError, match="guidance"):
+            ContinuousOptions(**bad).validate()
