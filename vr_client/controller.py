@@ -20,7 +20,9 @@ from airquill.vr_client.input.events import (Command, InputUnavailable, KeyPress
                                              TwoHandGrab, Utterance, VoiceCommand)
 from airquill.vr_client.input.airwriting import AirWriter
 from airquill.vr_client.input.calibration import CalibrationSession
-from airquill.vr_client.input.keyboard import VirtualKeyboard
+from airquill.vr_client.input.keyboard import SLIDER, VirtualKeyboard
+from airquill.vr_client.prompt_controls import (OFF, length_mark, spoken_number, spoken_style, with_keyword, with_length,
+                                               with_style)
 from airquill.vr_client.scene import Panel, arc_placement, pick
 
 Locate = Callable[[Panel, float, float], "int | None"]  # (panel, x em, y em) -> token under it
@@ -51,6 +53,7 @@ class Controller:
     listening: str = ""  # the live partial speech result
     _rays: dict = field(default_factory=dict)  # hand -> latest PointingRay
     _anchor: dict = field(default_factory=dict)  # hand -> (panel, token) where its pinch started on text
+    _sliding: set = field(default_factory=set)  # hands whose pinch started on the length slider
     _grab: _Grab | None = None
 
     @property
@@ -84,6 +87,16 @@ class Controller:
             handler(event)
         except EditRefused as refusal:
             self.tell(str(refusal))
+        self._sync_slider()
+
+    def _sync_slider(self) -> None:
+        """The keyboard's length slider shows the length mark of the prompt line (voice or typing may set it)."""
+        if self.keyboard is None or self.keyboard_panel is None:
+            return
+        words = length_mark(self.typed) or 0
+        if words != self.keyboard.length_words:
+            self.keyboard.length_words = words
+            self.keyboard.show_on(self.keyboard_panel)
 
     @property
     def messages(self) -> list[str]:
@@ -120,6 +133,7 @@ class Controller:
             return
         if event.phase == "end":
             self._anchor.pop(event.hand, None)
+            self._sliding.discard(event.hand)
             return
         hit = self._target(event)
         if hit is None:  # a pinch in the air beside the panels starts an air-written stroke
@@ -128,9 +142,17 @@ class Controller:
             return
         panel, x, y = hit
         token = self.locate(panel, x, y)
+        if event.hand in self._sliding and panel is self.keyboard_panel:  # dragging along the length slider
+            key = self.keyboard.key_of(panel, token)
+            if key is not None and key.startswith(SLIDER) and key != f"{SLIDER}{self.keyboard.length_words}":
+                self.handle(self.keyboard.press(key, event.t))
+                self.keyboard.show_on(panel)
+            return
         if event.phase == "start":
             if panel is self.keyboard_panel and self.keyboard is not None:
                 key = self.keyboard.key_of(panel, token)
+                if key is not None and key.startswith(SLIDER):
+                    self._sliding.add(event.hand)
                 if key is not None:
                     self.handle(self.keyboard.press(key, event.t))
                     self.keyboard.show_on(panel)
@@ -237,6 +259,8 @@ class Controller:
         elif name == "generate":
             self.typed = argument or self.typed
             self.submit()
+        elif name in ("keyword", "length", "style"):
+            self._control(name, argument)
         elif panel is None:
             raise EditRefused(f"“{name}” needs a panel: pinch or click one first")
         elif name in ("undo", "redo"):
@@ -252,6 +276,23 @@ class Controller:
             getattr(self.editor, name)(panel)
         else:
             raise EditRefused(f"unknown command {name!r}")
+
+    def _control(self, name: str, argument: str) -> None:
+        """A control for the prompt being composed, written as its mark in the prompt line."""
+        try:
+            if name == "keyword":
+                self.typed = with_keyword(self.typed, argument)
+            elif name == "style":
+                self.typed = with_style(self.typed, spoken_style(argument))
+            elif {w.strip(".,!?") for w in argument.casefold().split()} & OFF:
+                self.typed = with_length(self.typed, None)
+            else:
+                words = spoken_number(argument)
+                if words is None:
+                    raise ValueError(f"say a number of words after “length”, not “{argument}”")
+                self.typed = with_length(self.typed, words)
+        except ValueError as err:
+            raise EditRefused(str(err)) from None
 
     def _select_next(self) -> None:
         panels = [p for p in self.scene.panels if p.persist]

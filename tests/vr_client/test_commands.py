@@ -44,6 +44,12 @@ from airquill.vr_client.input.commands import (COMMANDS, LANGUAGES, UNKNOWN, Spo
     ("generate a haiku please", "generate", "a haiku"),
     ("generate please a haiku", "generate", "a haiku"),
     ("undo [unk]", "undo", ""),
+    ("mention Moses", "keyword", "Moses"),
+    ("please use the word burning bush", "keyword", "burning bush"),
+    ("length sixty words", "length", "sixty words"),
+    ("word count one hundred", "length", "one hundred"),
+    ("make it a question", "style", "question"),
+    ("style statement", "style", "statement"),
 ])
 def test_english(text, name, argument):
     assert parse_command(text, language="en") == SpokenCommand(name, argument, "en")
@@ -89,6 +95,10 @@ def test_english(text, name, argument):
     ("давай напиши сказку", "generate", "сказку"),
     ("напиши пожалуйста сказку про кота", "generate", "сказку про кота"),
     ("сохрани пожалуйста", "save", ""),
+    ("упомяни Моисея", "keyword", "Моисея"),
+    ("ключевое слово хлеб", "keyword", "хлеб"),
+    ("длиной сто двадцать слов", "length", "сто двадцать слов"),
+    ("в форме вопроса", "style", "вопроса"),
 ])
 def test_russian(text, name, argument):
     assert parse_command(text, language="ru") == SpokenCommand(name, argument, "ru")

@@ -81,18 +81,23 @@ def test_a_pinch_off_the_panel_selects_nothing(setup):
     assert panel.selection is None
 
 
+def aim_at_key(controller, layouts, keys, key: str, t: float) -> None:
+    """A pointing ray from the eye at the middle of a key's cap."""
+    token = next(i for i, c in enumerate(keys.text.cells) if controller.keyboard.key_of(keys, i) == key)
+    x, y = point_of(layouts, keys, token)
+    target = keys.model_matrix() @ np.array([x * keys.width_em, y * keys.height / keys.em, 0.0, 1.0])
+    origin = np.array([0.0, 1.6, 0.0])
+    direction = target[:3] - origin
+    controller.handle(PointingRay("right", tuple(origin), tuple(direction / np.linalg.norm(direction)), t))
+
+
 def test_keyboard_typing_by_pointing_ray_with_shift_and_layout_switch(setup, atlas):
     controller, panel, keys, layouts = setup
     keyboard = controller.keyboard
     controller.locate(keys, 0, 0)
 
-    def press(key: str, t: float) -> None:  # aim a ray from the eye at the key's cap, then pinch
-        token = next(i for i, c in enumerate(keys.text.cells) if keyboard.key_of(keys, i) == key)
-        x, y = point_of(layouts, keys, token)
-        target = keys.model_matrix() @ np.array([x * keys.width_em, y * keys.height / keys.em, 0.0, 1.0])
-        origin = np.array([0.0, 1.6, 0.0])
-        direction = target[:3] - origin
-        controller.handle(PointingRay("right", tuple(origin), tuple(direction / np.linalg.norm(direction)), t))
+    def press(key: str, t: float) -> None:  # aim a ray at the key's cap, then pinch
+        aim_at_key(controller, layouts, keys, key, t)
         controller.handle(Pinch("start", "right", 0.5, 0.5, t + 0.01))
         controller.handle(Pinch("end", "right", 0.5, 0.5, t + 0.05))
 
@@ -168,3 +173,43 @@ def test_new_panel_and_next_chapter(setup):
     events = queue.Queue()
     events.put(VoiceCommand("next_chapter", "", "en", 0.2))
     assert controller.drain(events) == 1 and controller.selected() is second
+
+
+def test_length_slider_pinch_and_drag_sets_the_prompt_lines_length(setup):
+    """Pinch a stop of the keyboard's length slider, drag along it, release: the prompt line's `=N` mark follows
+    the stop under the hand, and a length set by voice moves the slider (its caps show the stop in brackets)."""
+    controller, _, keys, layouts = setup
+    controller.typed = "And it came to pass"
+    controller.locate(keys, 0, 0)
+    aim_at_key(controller, layouts, keys, "length:40", 0.0)
+    controller.handle(Pinch("start", "right", 0.5, 0.5, 0.01))
+    assert controller.typed == "And it came to pass =40" and "[40]" in keys.text.text
+    for i, stop in enumerate(("length:60", "length:100")):  # the caps are the same width: the layout stays
+        aim_at_key(controller, layouts, keys, stop, 0.1 * (i + 1))
+        controller.handle(Pinch("hold", "right", 0.5, 0.5, 0.1 * (i + 1) + 0.01))
+    controller.handle(Pinch("end", "right", 0.5, 0.5, 0.5))
+    assert controller.typed == "And it came to pass =100" and "[100]" in keys.text.text
+    assert "[40]" not in keys.text.text and controller.keyboard.length_words == 100
+    aim_at_key(controller, layouts, keys, "length:60", 0.6)  # a hold after the release drags nothing
+    controller.handle(Pinch("hold", "right", 0.5, 0.5, 0.61))
+    assert controller.typed == "And it came to pass =100"
+
+    controller.handle(VoiceCommand("length", "twenty words", "en", 0.7))
+    assert controller.typed == "And it came to pass =20" and controller.keyboard.length_words == 20
+    assert "[20]" in keys.text.text
+    controller.handle(VoiceCommand("length", "off", "en", 0.8))
+    assert controller.typed == "And it came to pass" and "[off]" in keys.text.text
+
+
+def test_spoken_controls_build_the_prompt_and_bad_ones_are_told(setup):
+    controller, _, _, _ = setup
+    controller.typed = "And the king said"
+    for name, argument in (("keyword", "Moses"), ("keyword", "burning bush"), ("length", "one hundred and twenty"),
+                           ("style", "question"), ("style", "вопроса"), ("length", "сто")):
+        controller.handle(VoiceCommand(name, argument, "en", 0.0))
+    assert controller.typed == 'And the king said +Moses +"burning bush" ?question =100'
+    for name, argument, told in (("length", "many", "number of words"), ("keyword", "", "keyword"),
+                                 ("style", "poem", "question")):
+        controller.handle(VoiceCommand(name, argument, "en", 0.1))
+        assert told in controller.messages[-1], (name, argument, controller.messages[-1])
+    assert controller.typed == 'And the king said +Moses +"burning bush" ?question =100'  # nothing lost

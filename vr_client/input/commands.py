@@ -11,6 +11,8 @@ The rule, kept strict so that dictation never fires a command by accident:
 * a command word anywhere else ("i want to undo nothing") is ordinary speech: no command.
 
 `regenerate` is the whole panel again ("try again"), `rewrite` the selected span in place, as in the editor.
+`keyword`, `length` and `style` ("mention Moses", "length sixty words", "make it a question") add controls to
+the prompt being composed.
 
 Text is matched case-insensitively with punctuation ignored and "ё" read as "е", because Vosk outputs lowercase
 words without punctuation while typed or test text may have both. The argument keeps the original spelling.
@@ -24,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 COMMANDS = ("generate", "regenerate", "rewrite", "delete", "undo", "redo", "save", "new_panel", "next_chapter",
-            "cancel")
+            "cancel", "keyword", "length", "style")
 LANGUAGES = ("en", "ru")
 UNKNOWN = "[unk]"  # Vosk's word for speech outside the grammar
 MAX_LEAD_IN = 3
@@ -49,6 +51,10 @@ _PHRASES: dict[str, dict[str, list[str]]] = {
         "next_chapter": ["next chapter", "new chapter", "following chapter", "go to next chapter",
                          "go to the next chapter", "start a new chapter"],
         "cancel": ["cancel", "stop", "abort", "never mind", "nevermind"],
+        # controls for the next prompt (marks in the prompt line, see prompt_controls)
+        "keyword": ["mention", "keyword", "include the word", "use the word", "with the word"],
+        "length": ["length", "set length", "word count"],
+        "style": ["style", "make it a", "make it"],
     },
     "ru": {
         "generate": ["сгенерируй", "сгенерируйте", "сгенерировать", "генерируй", "генерируйте", "напиши",
@@ -71,6 +77,9 @@ _PHRASES: dict[str, dict[str, list[str]]] = {
                          *_ru_verbs(["начни", "начните", "открой", "откройте"], ["следующую главу", "новую главу"])],
         "cancel": ["отмена", "стоп", "хватит", "прекрати", "прекратите", "остановись", "остановитесь", "не надо",
                    "отбой"],
+        "keyword": ["упомяни", "упомяните", "ключевое слово", "со словом"],
+        "length": ["длина", "длиной", "объём"],
+        "style": ["стиль", "в форме", "в виде"],
     },
 }
 _LEAD_IN = {
