@@ -47,9 +47,9 @@ def test_family_picks_the_shipped_model_of_that_family():
     masked = airquill("generate", "And God said", "--family", "masked", "--length", "16", "--steps", "4",
                       "--no-live")
     assert masked.returncode == 0 and masked.stdout.startswith("And God said")
-    uniform = airquill("generate", "And God said", "--family", "uniform", "--length", "16", "--steps", "4",
-                       "--no-live")
-    if (MODELS / "kjv-uniform").is_dir():
-        assert uniform.returncode == 0 and uniform.stdout.startswith("And God said")
-    else:  # not shipped yet: a clear message, not a traceback
-        assert uniform.returncode == 2 and "no uniform model ships with this version yet" in uniform.stderr
+    for family in ("uniform", "continuous"):
+        run = airquill("generate", "And God said", "--family", family, "--length", "16", "--steps", "4", "--no-live")
+        if (MODELS / f"kjv-{family}").is_dir():
+            assert run.returncode == 0 and run.stdout.startswith("And God said"), run.stderr
+        else:  # not shipped yet: a clear message, not a traceback
+            assert run.returncode == 2 and f"no {family} model ships with this version yet" in run.stderr

@@ -517,9 +517,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_family(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--family", choices=["masked", "uniform"],
-                   help="use the shipped model of this family: masked diffusion (kjv-masked) or uniform noise, "
-                        "text condensing from random tokens (kjv-uniform); --model overrides it")
+    p.add_argument("--family", choices=["masked", "uniform", "continuous"],
+                   help="use the shipped model of this family: masked diffusion (kjv-masked), uniform noise, "
+                        "text condensing from random tokens (kjv-uniform), or continuous diffusion in embedding "
+                        "space (kjv-continuous); --model overrides it")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
