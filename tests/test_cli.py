@@ -48,8 +48,15 @@ def test_family_picks_the_shipped_model_of_that_family():
                       "--no-live")
     assert masked.returncode == 0 and masked.stdout.startswith("And God said")
     for family in ("uniform", "continuous"):
+        assert (MODELS / f"kjv-{family}").is_dir(), f"kjv-{family} ships with this version"
         run = airquill("generate", "And God said", "--family", family, "--length", "16", "--steps", "4", "--no-live")
-        if (MODELS / f"kjv-{family}").is_dir():
-            assert run.returncode == 0 and run.stdout.startswith("And God said"), run.stderr
-        else:  # not shipped yet: a clear message, not a traceback
-            assert run.returncode == 2 and f"no {family} model ships with this version yet" in run.stderr
+        assert run.returncode == 0 and run.stdout.startswith("And God said"), run.stderr
+
+
+def test_a_missing_shipped_model_is_a_clear_error(monkeypatch, capsys):
+    from airquill import assets
+    from airquill.cli import main
+
+    monkeypatch.setitem(assets.SHIPPED, "uniform", "kjv-gone")
+    assert main(["generate", "And God said", "--family", "uniform", "--no-live"]) == 2
+    assert "the shipped uniform model kjv-gone is missing" in capsys.readouterr().err

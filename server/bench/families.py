@@ -25,7 +25,7 @@ from airquill.server.bench.sampler import (DEFAULT, batch_lines, heldout_prompts
                                            quality_cells, run_ar, run_masked, run_states)
 from airquill.server.models.loader import load_adapter, pick_device
 from airquill.server.sampling.options import SamplingOptions
-from airquill.server.sampling.continuous import NOISE_SCHEDULES, ContinuousDenoiser, ContinuousOptions
+from airquill.server.sampling.continuous import NOISE_SCHEDULES, SPACINGS, ContinuousDenoiser, ContinuousOptions
 from airquill.server.sampling.uniform import UniformDenoiser, UniformOptions
 from airquill.shared.protocol import encode_step
 
@@ -74,7 +74,7 @@ CONTINUOUS_BASE = ContinuousOptions(stop_at_eos=False)
 
 def continuous_settings(adapter, *, quick: bool, last_batch: bool) -> list[Setting]:
     """Continuous rows: quality against steps per canvas (8 to 128) on the model's own schedule; every schedule
-    (and the adaptive one, when the model recorded its losses) at 64 steps; the spacings at 16 steps; and, at
+    (and the adaptive one, when the model recorded its losses) at 64 steps; any other spacings at 16 steps; and, at
     the largest batch only, the fast-sampling pair: T/20 steps against all T training steps."""
     c = CONTINUOUS_BASE
     own = adapter.noise_schedule
@@ -87,7 +87,7 @@ def continuous_settings(adapter, *, quick: bool, last_batch: bool) -> list[Setti
              for n in schedules]
     if not quick:
         grid += [Setting(f"continuous {own} 16 steps/canvas, {sp} spacing", "continuous",
-                         replace(c, steps=16, spacing=sp)) for sp in ("quadratic", "golden")]
+                         replace(c, steps=16, spacing=sp)) for sp in SPACINGS if sp != "uniform"]
     if last_batch:
         total = adapter.diffusion_steps
         grid += [Setting(f"continuous {own} T/20 = {total // 20} steps/canvas", "continuous",

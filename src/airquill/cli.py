@@ -533,9 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         args.model = SHIPPED[args.family]
         if not (MODELS / args.model).is_dir():
-            print(f"airquill {args.command}: no {args.family} model ships with this version yet ({args.model} is "
-                  f"still training); train one with `airquill train --family {args.family}` and pass --model",
-                  file=sys.stderr)
+            print(f"airquill {args.command}: the shipped {args.family} model {args.model} is missing from "
+                  f"{MODELS}; reinstall airquill, or train one with `airquill train --family {args.family}` and "
+                  f"pass --model", file=sys.stderr)
             return 2
     handler: Handler = args.handler
     return handler(args)
