@@ -21,7 +21,7 @@ from airquill.vr_client.input.events import (Command, InputUnavailable, KeyPress
 from airquill.vr_client.input.airwriting import AirWriter
 from airquill.vr_client.input.calibration import CalibrationSession
 from airquill.vr_client.input.keyboard import SLIDER, VirtualKeyboard
-from airquill.vr_client.prompt_controls import (OFF, length_mark, spoken_number, spoken_style, with_keyword, with_length,
+from airquill.vr_client.prompt_controls import (length_mark, spoken_length, spoken_style, with_keyword, with_length,
                                                with_style)
 from airquill.vr_client.scene import Panel, arc_placement, pick
 
@@ -284,13 +284,8 @@ class Controller:
                 self.typed = with_keyword(self.typed, argument)
             elif name == "style":
                 self.typed = with_style(self.typed, spoken_style(argument))
-            elif {w.strip(".,!?") for w in argument.casefold().split()} & OFF:
-                self.typed = with_length(self.typed, None)
             else:
-                words = spoken_number(argument)
-                if words is None:
-                    raise ValueError(f"say a number of words after “length”, not “{argument}”")
-                self.typed = with_length(self.typed, words)
+                self.typed = with_length(self.typed, spoken_length(argument))
         except ValueError as err:
             raise EditRefused(str(err)) from None
 

@@ -67,21 +67,26 @@ def with_style(typed: str, style: str | None) -> str:
     return rest if style is None else f"{rest} ?{STYLES[style]}".strip()
 
 
-OFF = {"off", "none", "no", "any", "free", "нет", "без", "выключи", "любая", "любой"}
+_OFF = {"off", "none", "no", "any", "free", "нет", "без", "выключи", "любая", "любой"}
 _SPOKEN_STYLES = {"question": "question", "questions": "question", "вопрос": "question", "вопроса": "question",
                   "вопросом": "question", "statement": "statement", "statements": "statement",
                   "утверждение": "statement", "утверждения": "statement", "утверждением": "statement"}
 
 
+def _spoken_words(text: str) -> list[str]:
+    """The words of a spoken (or typed) argument, lowercased, without punctuation."""
+    return [w for w in (w.strip(".,!?") for w in text.casefold().replace("-", " ").split()) if w]
+
+
 def spoken_style(text: str) -> str | None:
     """"question" or "statement" from the words after a style command (None for "off"); an error otherwise."""
-    words = [w.strip(".,!?") for w in text.casefold().split()]
+    words = _spoken_words(text)
     for w in words:
         if w in _SPOKEN_STYLES:
             return _SPOKEN_STYLES[w]
         if w in STYLES:
             return STYLES[w]
-    if any(w in OFF for w in words):
+    if any(w in _OFF for w in words):
         return None
     raise ValueError(f"a style is “question” or “statement”, not “{text}”")
 
@@ -104,8 +109,7 @@ _FILLER = {"and", "words", "word", "слов", "слова", "слово", "in",
 def spoken_number(text: str) -> int | None:
     """The whole number in `text`, written in digits or spoken in English or Russian ("sixty", "one hundred
     and twenty", "сто двадцать"), up to 9,999; None when `text` holds no number or words that are not one."""
-    words = [w.strip(".,!?") for w in text.casefold().replace("-", " ").split()]
-    words = [w for w in words if w and w not in _FILLER]
+    words = [w for w in _spoken_words(text) if w not in _FILLER]
     if len(words) == 1 and words[0].isdigit():
         return int(words[0])
     total, current, seen = 0, 0, False
@@ -127,6 +131,16 @@ def spoken_number(text: str) -> int | None:
             return None
         seen = True
     return total + current if seen and total + current <= 9_999 else None
+
+
+def spoken_length(text: str) -> int | None:
+    """The length in words from the words after a length command (None for "off"); an error otherwise."""
+    if any(w in _OFF for w in _spoken_words(text)):
+        return None
+    words = spoken_number(text)
+    if words is None:
+        raise ValueError(f"say a number of words after “length”, not “{text}”")
+    return words
 
 
 def describe(controls: Controls | None) -> str:

@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from airquill.server.bench.quality import mean_unigram_entropy
-from airquill.server.bench.sampler import DEFAULT, quality, run_states
-from airquill.server.sampling.continuous import ContinuousDenoiser, ContinuousOptions
+from airquill.server.bench.sampler import CONTINUOUS_BASE, DEFAULT, UNIFORM_BASE, quality, run_states
+from airquill.server.sampling.continuous import ContinuousDenoiser
 from airquill.server.sampling.controls import Controls, has_keyword, words
 from airquill.server.sampling.masked import MaskedDenoiser
 from airquill.server.sampling.style import LABELS, load_classifier
-from airquill.server.sampling.uniform import UniformDenoiser, UniformOptions
+from airquill.server.sampling.uniform import UniformDenoiser
 
 KEYWORDS = ("Moses", "Jerusalem", "bread", "mountain", "Aaron", "king", "lamb", "fire", "David", "water")
 
@@ -33,9 +33,9 @@ def _state(family: str, adapter, prompt: str, length: int, seed: int, controls, 
         options = replace(DEFAULT, steps=max(1, length // 2), seed=seed)
         return MaskedDenoiser.for_generation(adapter, prompt, length, options, controls=controls)
     if family == "uniform":
-        return UniformDenoiser.for_generation(adapter, prompt, length, UniformOptions(stop_at_eos=False, seed=seed),
+        return UniformDenoiser.for_generation(adapter, prompt, length, replace(UNIFORM_BASE, seed=seed),
                                               controls=controls)
-    options = ContinuousOptions(steps=CONTINUOUS_STEPS, stop_at_eos=False, seed=seed, guidance=guidance)
+    options = replace(CONTINUOUS_BASE, steps=CONTINUOUS_STEPS, seed=seed, guidance=guidance)
     return ContinuousDenoiser.for_generation(adapter, prompt, length, options, controls=controls)
 
 

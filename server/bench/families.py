@@ -21,8 +21,8 @@ import torch
 
 from airquill.assets import MODELS
 from airquill.server.bench.controls import control_rows
-from airquill.server.bench.sampler import (DEFAULT, batch_lines, heldout_prompts, judge, plot, quality,
-                                           quality_cells, run_ar, run_masked, run_states)
+from airquill.server.bench.sampler import (CONTINUOUS_BASE, DEFAULT, UNIFORM_BASE, batch_lines, heldout_prompts,
+                                           judge, plot, quality, quality_cells, run_ar, run_masked, run_states)
 from airquill.server.models.loader import load_adapter, pick_device
 from airquill.server.sampling.options import SamplingOptions
 from airquill.server.sampling.continuous import NOISE_SCHEDULES, SPACINGS, ContinuousDenoiser, ContinuousOptions
@@ -31,8 +31,6 @@ from airquill.shared.protocol import encode_step
 
 UNIFORM_MODEL = "kjv-uniform"
 CONTINUOUS_MODEL = "kjv-continuous"
-# the uniform family's sampling for benchmarks: fixed length (no stop at end-of-text), as for the masked rows
-UNIFORM_BASE = UniformOptions(stop_at_eos=False)
 
 
 @dataclass(frozen=True)
@@ -67,9 +65,6 @@ def uniform_settings(canvas: int, quick: bool) -> list[Setting]:
         grid.append(Setting(f"uniform fixed {k} steps/canvas", "uniform",
                             replace(u, acceptance="count", per_step=-(-canvas // k), max_steps=k, stop_entropy=0.0)))
     return grid
-
-
-CONTINUOUS_BASE = ContinuousOptions(stop_at_eos=False)
 
 
 def continuous_settings(adapter, *, quick: bool, last_batch: bool) -> list[Setting]:

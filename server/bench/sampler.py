@@ -19,12 +19,17 @@ from airquill.assets import CORPUS, MODELS
 from airquill.server.bench.quality import distinct_n, generative_perplexity, mean_unigram_entropy
 from airquill.server.models.loader import load_adapter, pick_device
 from airquill.server.sampling.drivers import Scheduler
+from airquill.server.sampling.continuous import ContinuousOptions
 from airquill.server.sampling.masked import MaskedDenoiser
 from airquill.server.sampling.options import SamplingOptions
+from airquill.server.sampling.uniform import UniformOptions
 from airquill.server.training.corpus import load_corpus
 
 PPL_GATE, ENTROPY_GATE = 1.5, 0.05
 DEFAULT = SamplingOptions(schedule="linear", steps=128, temperature=0.8, top_p=0.95, stop_at_eos=False)
+# every family's benchmark sampling is fixed-length (no stop at end-of-text), so rows compare equal outputs
+UNIFORM_BASE = UniformOptions(stop_at_eos=False)
+CONTINUOUS_BASE = ContinuousOptions(stop_at_eos=False)
 
 
 @dataclass(frozen=True)

@@ -78,12 +78,18 @@ class ContinuousDiffusionModel(PreTrainedModel):
         return self.output_proj(hidden).float()
 
     def rounding_logits(self, points: torch.Tensor) -> torch.Tensor:
-        """-|x - e_v|^2 + |x|^2 for every token v: the nearest embedding has the largest logit."""
-        table = self.embed.weight.float()
-        return 2.0 * points.float() @ table.T - (table * table).sum(-1)
+        return nearest_logits(points, self.embed.weight.float())
 
     def forward(self, *args, **kwargs):
         raise TypeError("a continuous diffusion model is run through its adapter or training objective, not called")
+
+
+def nearest_logits(points: torch.Tensor, table: torch.Tensor, squared: torch.Tensor | None = None) -> torch.Tensor:
+    """-|x - e_v|^2 + |x|^2 for every token v of the embedding `table` (`squared`: its rows' squared norms, when
+    already known): the nearest embedding has the largest logit."""
+    if squared is None:
+        squared = (table * table).sum(-1)
+    return 2.0 * points.float() @ table.T - squared
 
 
 def register() -> None:
@@ -118,17 +124,19 @@ class ContinuousAdapter(BlockDiffusionAdapter):
         self.loss_table = torch.tensor(table, dtype=torch.float64) if table else None
         bos = tokenizer.bos_token_id
         self.prompt_prefix = (int(bos),) if bos is not None else ()
-        self._table: torch.Tensor | None = None
+        self._table: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @torch.inference_mode()
     def rounding_logits(self, points: torch.Tensor) -> torch.Tensor:
         return self.model.rounding_logits(points.to(self.device))
 
-    def embedding_table(self) -> torch.Tensor:
-        """Every token's embedding [vocab, dim], float32 on the CPU, read once (rounding and latent guidance)."""
+    def rounding_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every token's embedding [vocab, dim] and its squared norm, float32 on the CPU, read once: what latent
+        guidance rounds with (`nearest_logits`), differentiably."""
         if self._table is None:
-            with torch.inference_mode(False):  # a plain tensor, so gradients may flow through it
-                self._table = self.model.embed.weight.detach().float().cpu().clone()
+            with torch.inference_mode(False):  # plain tensors, so gradients may flow through them
+                table = self.model.embed.weight.detach().float().cpu().clone()
+                self._table = (table, (table * table).sum(-1))
         return self._table
 
     @torch.inference_mode()

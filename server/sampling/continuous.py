@@ -282,15 +282,16 @@ class ContinuousDenoiser(CanvasDenoiser):
     def _steer(self, proposal: torch.Tensor, a: torch.Tensor, start: int, end: int) -> torch.Tensor:
         """Latent guidance (see the module notes): the free canvas points moved up the controls' gradient,
         held near the DDIM proposal by the noise the step leaves."""
+        from airquill.server.models.continuous import nearest_logits
+
         free = self.free[start:end]
-        table = self.adapter.embedding_table()
-        squared = (table * table).sum(-1)
+        table, squared = self.adapter.rounding_table()
         sigma2 = 1.0 - a
         x = proposal.detach().clone()
         with torch.inference_mode(False), torch.enable_grad():
             for _ in range(LATENT_ITERATIONS):
                 x = x.detach().clone().requires_grad_(True)
-                logp = (2.0 * (x / a.sqrt()) @ table.T - squared).log_softmax(-1)
+                logp = nearest_logits(x / a.sqrt(), table, squared).log_softmax(-1)
                 objective = self.control.objective(logp, start, end, free)
                 if not objective.requires_grad:
                     return proposal

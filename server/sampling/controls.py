@@ -116,8 +116,9 @@ class _Keyword:
 
 @dataclass
 class ControlState:
-    """The per-request side of `Controls` for a `MaskedDenoiser` (which calls `guide` before every draw and
-    `words_reached` after every finished block)."""
+    """The per-request side of `Controls`. Every sampler calls `guide` on its logits (before each draw, or on each
+    canvas's proposal or rounding logits), `too_early_to_end` before the end-of-text token may be drawn and `cut`
+    after each finished block or canvas; the continuous sampler also climbs `objective`."""
 
     controls: Controls
     adapter: ModelAdapter
@@ -217,15 +218,25 @@ class ControlState:
             return logits
         if self.style_bias is not None:
             logits += self.style_bias.to(logits.device, logits.dtype)
-        for k in self.keywords:
-            if k.place is not None and k.place >= 0:
-                for j, t in enumerate(k.ids):
-                    if start <= k.place + j < end:
-                        logits[k.place + j - start, t] += GUIDE
-                after = k.place + len(k.ids)  # the next token must not glue onto the keyword ("Mosesly")
-                if start <= after < end and bool(free[after - start]):
-                    logits[after - start, : len(self.joins)] -= GUIDE * self.joins.to(logits.dtype)
+        cells, glued = self._keyword_rows(start, end, free)
+        for row, token in cells:
+            logits[row, token] += GUIDE
+        for row in glued:
+            logits[row, : len(self.joins)] -= GUIDE * self.joins.to(logits.dtype)
         return logits
+
+    def _keyword_rows(self, start: int, end: int, free: torch.Tensor) -> tuple[list[tuple[int, int]], list[int]]:
+        """For the canvas [start, end): the (row, token) of every placed keyword token in it, and the free rows
+        right after a keyword, whose token must not glue onto it ("Mosesly")."""
+        cells, glued = [], []
+        for k in self.keywords:
+            if k.place is None or k.place < 0:
+                continue
+            cells += [(k.place + j - start, t) for j, t in enumerate(k.ids) if start <= k.place + j < end]
+            after = k.place + len(k.ids)
+            if start <= after < end and bool(free[after - start]):
+                glued.append(after - start)
+        return cells, glued
 
     def objective(self, logp: torch.Tensor, start: int, end: int, free: torch.Tensor) -> torch.Tensor:
         """log p(controls | canvas) up to a constant, differentiable in the canvas's token log-probabilities
@@ -233,17 +244,13 @@ class ControlState:
         place, the log-probability that the token after a keyword does not glue onto it, and the style guide's
         expected score (its linear weight of each token, times the strength, under the canvas's distribution)."""
         total = logp.new_zeros(())
-        for k in self.keywords:
-            if k.place is None or k.place < 0:
-                continue
-            for j, t in enumerate(k.ids):
-                if start <= k.place + j < end:
-                    total = total + logp[k.place + j - start, t]
-            after = k.place + len(k.ids)
-            if start <= after < end and bool(free[after - start]):
-                joins = self.joins.to(logp.device, logp.dtype).clone()  # clone: a plain tensor, even if built in
-                glue = (logp[after - start, : len(joins)].exp() * joins).sum()  # inference mode
-                total = total + torch.log1p(-glue.clamp(max=0.999))
+        cells, glued = self._keyword_rows(start, end, free)
+        for row, token in cells:
+            total = total + logp[row, token]
+        for row in glued:
+            joins = self.joins.to(logp.device, logp.dtype).clone()  # clone: a plain tensor, even if built in
+            glue = (logp[row, : len(joins)].exp() * joins).sum()  # inference mode
+            total = total + torch.log1p(-glue.clamp(max=0.999))
         if self.style_bias is not None:
             probs = logp[free].exp()
             total = total + (probs @ self.style_bias.to(logp.device, logp.dtype).clone()).sum()

@@ -194,9 +194,7 @@ class MaskedDenoiser:
             return
         hits = (self.ids[self.output_start : finished_until] == self.end_id).nonzero()
         if len(hits):
-            self.ids = self.ids[: self.output_start + int(hits[0])]
-            self.confidence = self.confidence[: len(self.ids)]
-            self.block_index = len(self.blocks)
+            self._end_after(int(hits[0]))
 
     def _stop_at_words(self, finished_until: int) -> None:
         """With a length in words: end once the finished blocks hold them (see `ControlState.cut`)."""
@@ -205,9 +203,13 @@ class MaskedDenoiser:
         finished = self.ids[self.output_start : finished_until].tolist()
         keep = self.control.cut(finished, final=self.block_index == len(self.blocks))
         if keep is not None:
-            self.ids = self.ids[: self.output_start + keep]
-            self.confidence = self.confidence[: len(self.ids)]
-            self.block_index = len(self.blocks)
+            self._end_after(keep)
+
+    def _end_after(self, kept: int) -> None:
+        """The text ends after its first `kept` output tokens; no further block is computed."""
+        self.ids = self.ids[: self.output_start + kept]
+        self.confidence = self.confidence[: len(self.ids)]
+        self.block_index = len(self.blocks)
 
     def finish_cancelled(self) -> Step:
         self.finish = FinishReason.CANCELLED

@@ -49,7 +49,7 @@ class VirtualKeyboard:
         """The event a key gives; shift and layout change the keyboard itself and are reported too; a slider
         stop gives the length command."""
         if key.startswith(SLIDER):
-            words = int(key[len(SLIDER):]) if key[len(SLIDER):].isdigit() else -1
+            words = _stop(key)
             if words not in LENGTH_STOPS:
                 raise ValueError(f"{key!r} is not a stop of the length slider")
             self.length_words = words
@@ -87,7 +87,7 @@ class VirtualKeyboard:
     def _cap(self, key: str) -> str:
         if not key.startswith(SLIDER):
             return CAPS.get(key, key)
-        words = int(key[len(SLIDER):])
+        words = _stop(key)
         cap = str(words) if words else "off"
         return f"[{cap}]" if words == self.length_words else cap
 
@@ -98,6 +98,12 @@ class VirtualKeyboard:
         index = panel.text.cells[token].token_id
         keys = self.keys()
         return keys[index] if 0 <= index < len(keys) else None
+
+
+def _stop(key: str) -> int | None:
+    """The words of a slider key ("length:60" -> 60), None when the rest is not a number."""
+    rest = key[len(SLIDER):]
+    return int(rest) if rest.isdigit() else None
 
 
 def keyboard_panel(keyboard: VirtualKeyboard) -> Panel:
