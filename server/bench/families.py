@@ -9,10 +9,16 @@ weights: speed only) streamed at batch 1, every step encoded as the protocol's b
 `uniform_speedup_b1` is the best qualifying uniform setting's tokens/s over the AR twin's at batch 1 (None when
 no uniform setting qualifies). The controls (keywords, length, style) are measured on every family at the
 largest batch (`bench/controls.py`).
+
+With `--absorbing-model`, a twin of the uniform model trained with absorbing noise instead (`airquill train
+--family uniform --noise absorbing`, same recipe otherwise) runs every uniform setting too, as the family
+`absorbing`; `absorbing_vs_uniform_b<batch>` is the median over those settings of its perplexity over the
+uniform model's. `--families` limits which diffusion families run (the AR twin always does).
 """
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +37,7 @@ from airquill.shared.protocol import encode_step
 
 UNIFORM_MODEL = "kjv-uniform"
 CONTINUOUS_MODEL = "kjv-continuous"
+FAMILIES = ("masked", "uniform", "continuous", "absorbing")
 
 
 @dataclass(frozen=True)
@@ -101,12 +108,18 @@ def run_continuous(adapter, options: ContinuousOptions, prompts, length: int) ->
         adapter, prompt, length, replace(options, seed=i)))
 
 
-RUNS = {"masked": run_masked, "uniform": run_uniform, "continuous": run_continuous}
+RUNS = {"masked": run_masked, "uniform": run_uniform, "continuous": run_continuous, "absorbing": run_uniform}
+
+
+def absorbing_settings(canvas: int, quick: bool) -> list[Setting]:
+    """The uniform settings, for the twin trained with absorbing noise (the sampler reads the noise from it)."""
+    return [Setting(s.label.replace("uniform", "absorbing", 1), "absorbing", s.options)
+            for s in uniform_settings(canvas, quick)]
 
 
 def run_setting(setting: Setting, adapters: dict, scorer, prompts, length: int) -> dict:
     if setting.family == "ar":
-        return run_ar(scorer, adapters["masked"].tokenizer, prompts, length, DEFAULT)
+        return run_ar(scorer, next(iter(adapters.values())).tokenizer, prompts, length, DEFAULT)
     return RUNS[setting.family](adapters[setting.family], setting.options, prompts, length)
 
 
@@ -115,6 +128,8 @@ def prefix_cache_rows(adapters: dict, prompt: list[int], *, length: int) -> list
     or per canvas (a fixed budget, so both runs do the same number of forward passes)."""
     rows = []
     for family, adapter in adapters.items():
+        if family == "absorbing":  # the uniform family's code path: its rows would say nothing new
+            continue
         for cache in (True, False):
             if family == "masked":
                 options = replace(DEFAULT, steps=length // 4, block_size=32, prefix_cache=cache)
@@ -204,25 +219,51 @@ def streamed_speed(tokenizer, *, size: dict, device: torch.device, length: int, 
 # --- the run ---------------------------------------------------------------------------------------------------
 
 
+def load_families(*, model: str | None, uniform_model: str | None, continuous_model: str | None,
+                  absorbing_model: str | None, families: tuple[str, ...], device: str | None) -> dict:
+    """family -> adapter: the masked model always (its tokenizer is the benchmark's), the others when given or
+    shipped and asked for; each checked to be what its family needs."""
+    unknown = set(families) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"unknown families {sorted(unknown)}; choose from {', '.join(FAMILIES)}")
+    adapters = {"masked": load_adapter(model, device=device)}
+    for family, given, shipped in (("uniform", uniform_model, UNIFORM_MODEL),
+                                   ("continuous", continuous_model, CONTINUOUS_MODEL),
+                                   ("absorbing", absorbing_model, None)):
+        if family in families and (given or (shipped and (MODELS / shipped).is_dir())):
+            adapters[family] = load_adapter(given or shipped, device=device)
+    for family, adapter in adapters.items():
+        kind = "uniform" if family == "absorbing" else family
+        if adapter.family != kind:
+            raise ValueError(f"{adapter.name} is a {adapter.family} model, not {kind}")
+        noise = getattr(adapter, "noise", None)
+        if kind == "uniform" and noise != ("absorbing" if family == "absorbing" else "uniform"):
+            raise ValueError(f"{adapter.name} was trained with {noise} noise: give it as the "
+                             f"{'--absorbing-model' if noise == 'absorbing' else '--uniform-model'}")
+    if "absorbing" in families and "absorbing" not in adapters:
+        raise ValueError("the absorbing family needs --absorbing-model (a uniform-family model trained with "
+                         "--noise absorbing)")
+    return adapters
+
+
 def measure(*, model: str | None, uniform_model: str | None, ar_model: str, length: int, batches: list[int],
             quick: bool, device: str | None, long_length: int, gpu_size: str | None,
-            continuous_model: str | None = None) -> dict:
+            continuous_model: str | None = None, absorbing_model: str | None = None,
+            families: tuple[str, ...] | None = None) -> dict:
     from transformers import AutoModelForCausalLM
 
     dev = pick_device(device)
-    adapters = {"masked": load_adapter(model, device=device)}  # the other families when given or shipped
-    for family, given, shipped in (("uniform", uniform_model, UNIFORM_MODEL),
-                                   ("continuous", continuous_model, CONTINUOUS_MODEL)):
-        if given or (MODELS / shipped).is_dir():
-            adapters[family] = load_adapter(given or shipped, device=device)
-    for family, adapter in adapters.items():
-        if adapter.family != family:
-            raise ValueError(f"{adapter.name} is a {adapter.family} model, not {family}")
+    if families is None:
+        families = FAMILIES if absorbing_model else FAMILIES[:-1]
+    adapters = load_families(model=model, uniform_model=uniform_model, continuous_model=continuous_model,
+                             absorbing_model=absorbing_model, families=tuple(families), device=device)
+    tokenizer = adapters["masked"].tokenizer
+    if "masked" not in families:
+        adapters.pop("masked")
     scorer = AutoModelForCausalLM.from_pretrained(ar_model, local_files_only=True, dtype=torch.float32).to(dev).eval()
     for adapter in adapters.values():
         if len(adapter.tokenizer) != scorer.config.vocab_size:
             raise ValueError(f"{adapter.name} does not share the AR twin's tokenizer")
-    tokenizer = adapters["masked"].tokenizer
     results: dict = {"models": {k: a.name for k, a in adapters.items()}, "ar_model": str(ar_model),
                      "length": length, "batches": {},
                      "continuous_schedule": getattr(adapters.get("continuous"), "noise_schedule", None)}
@@ -233,8 +274,12 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
         held = quality(scorer, prompts, references)
         rows = []
         settings = family_settings(length, quick)
+        if "masked" not in adapters:
+            settings = settings[:1]  # the AR twin only
         if "uniform" in adapters:
             settings += uniform_settings(adapters["uniform"].canvas_length, quick)
+        if "absorbing" in adapters:
+            settings += absorbing_settings(adapters["absorbing"].canvas_length, quick)
         if "continuous" in adapters:
             settings += continuous_settings(adapters["continuous"], quick=quick, last_batch=batch == max(batches))
         for setting in settings:
@@ -244,9 +289,13 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
                          **{k: v for k, v in run.items() if k != "samples"}, **quality(scorer, prompts, run["samples"])})
         results["batches"][batch] = {"heldout": held, "rows": judge(rows, held)}
     last = max(batches)
-    rows, figures = control_rows(adapters, scorer, prompts_of[last], results["batches"][last]["heldout"], length)
-    results["controls"] = {"batch": last, "rows": rows}
-    results.update(figures)
+    controlled = {family: adapter for family, adapter in adapters.items() if family != "absorbing"}
+    results["controls"] = {"batch": last, "rows": []}
+    if controlled:
+        rows, figures = control_rows(controlled, scorer, prompts_of[last], results["batches"][last]["heldout"],
+                                     length)
+        results["controls"]["rows"] = rows
+        results.update(figures)
     prompt = prompts_of[last][0]  # the held-out prompts come in a fixed order: the first is every batch's first
     results["prefix_cache"] = {"length": long_length,
                                "rows": prefix_cache_rows(adapters, prompt, length=long_length)}
@@ -283,9 +332,19 @@ def continuous_figures(results: dict) -> dict:
     }
 
 
+def absorbing_vs_uniform(rows: list[dict]) -> float | None:
+    """Median over the uniform settings both twins ran of the absorbing twin's perplexity over the uniform one's
+    (below 1: absorbing noise wrote text the AR twin finds likelier at the same settings)."""
+    uniform = {r["setting"]: r["genppl"] for r in rows if r["family"] == "uniform"}
+    ratios = [r["genppl"] / uniform[label] for r in rows if r["family"] == "absorbing"
+              and (label := r["setting"].replace("absorbing", "uniform", 1)) in uniform]
+    return statistics.median(ratios) if ratios else None
+
+
 def summarize(results: dict) -> dict:
     for batch, data in results["batches"].items():
-        for family in ("masked", "uniform", "continuous"):
+        results[f"absorbing_vs_uniform_b{batch}"] = absorbing_vs_uniform(data["rows"])
+        for family in FAMILIES:
             qualified = [r for r in data["rows"] if r["family"] == family and r["qualifies"]]
             best = max(qualified, key=lambda r: r["tokens_per_s"]) if qualified else None
             results[f"{family}_speedup_b{batch}"] = best["speedup"] if best else None
@@ -295,7 +354,7 @@ def summarize(results: dict) -> dict:
             closest = min(uniform, key=lambda r: r["genppl_ratio"])
             results[f"uniform_closest_b{batch}"] = {k: closest[k] for k in ("setting", "genppl_ratio",
                                                                            "entropy_gap", "speedup")}
-    for family in ("masked", "uniform", "continuous"):
+    for family in FAMILIES:
         rows = [r for r in results["prefix_cache"]["rows"] if r["family"] == family]
         if rows:
             on, off = (next(r for r in rows if r["prefix_cache"] is c) for c in (True, False))
@@ -340,7 +399,8 @@ def main(args) -> int:
     gpu_size = args.shaped or ("realistic" if pick_device(args.device).type == "cuda" else None)
     results = measure(model=args.model, uniform_model=args.uniform_model, continuous_model=args.continuous_model,
                       ar_model=args.ar_model or str(MODELS / "kjv-ar"), length=args.length, batches=args.batch,
-                      quick=args.quick, device=args.device, long_length=args.long_length, gpu_size=gpu_size)
+                      quick=args.quick, device=args.device, long_length=args.long_length, gpu_size=gpu_size,
+                      absorbing_model=args.absorbing_model, families=tuple(args.families) if args.families else None)
     if args.plot:
         plot(results, Path(args.plot))
     print(json.dumps(results) if args.json else report(results))

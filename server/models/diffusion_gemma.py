@@ -47,6 +47,13 @@ class DiffusionGemmaAdapter(ModelAdapter):
         self.default_block_size = self.widest_block_size = self.canvas_length
         self.max_length = int(self.text_config.max_position_embeddings)
         self.mask_id = tokenizer.mask_token_id  # None for most checkpoints: uniform noise needs no mask
+        # what a noised canvas position holds: a random token (DiffusionGemma), or the mask for a model trained
+        # with absorbing noise (`airquill train --noise absorbing`, the comparison)
+        self.noise = getattr(config, "airquill_noise", "uniform")
+        if self.noise not in ("uniform", "absorbing"):
+            raise ValueError(f"{name}: unknown canvas noise {self.noise!r}; expected uniform or absorbing")
+        if self.noise == "absorbing" and self.mask_id is None:
+            raise ValueError(f"{name} was trained with absorbing noise but its tokenizer has no mask token")
         bos = tokenizer.bos_token_id
         self.prompt_prefix = (int(bos),) if bos is not None else ()
         multimodal = (config.image_token_id, config.boi_token_id, config.eoi_token_id)

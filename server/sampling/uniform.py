@@ -18,6 +18,10 @@ What a client sees, per output position (`TokenChange.noise`):
 Positions of later canvases show their random starting tokens (noise 1.0) from step 0, so a panel keeps its
 layout while canvases condense one after another.
 
+A model trained with absorbing noise instead (`airquill train --noise absorbing`: the comparison the family's
+benchmark draws) is sampled the same way, except that free positions start, and are re-noised, as its mask token
+and show as blanks, as in the masked family.
+
 Infilling re-noises spans of a text with random tokens and refines only them: a canvas starts at the first span
 position not yet covered and takes the context after it along as fixed tokens (never re-noised), so the
 denoiser sees both sides of a short span.
@@ -202,7 +206,7 @@ class UniformDenoiser(CanvasDenoiser):
     """State of one uniform-noise request (see `CanvasDenoiser` for generation and infilling). Free positions
     start, and are re-noised, as random ordinary tokens; positions still showing noise display their random
     token's own string, decoded alone, so a random piece of a UTF-8 character never merges into the text
-    around it."""
+    around it. A model trained with absorbing noise gets its mask instead, shown as a blank."""
 
     def __init__(self, adapter: ModelAdapter, document: Sequence[int], free: Sequence[bool], output_start: int,
                  length: int, options: UniformOptions, *, display: TokenDisplay,
@@ -211,6 +215,9 @@ class UniformDenoiser(CanvasDenoiser):
         self.steps_per_canvas = options.max_steps
         self.vocab = min(len(tokenizer), int(getattr(adapter, "vocab_size", None) or len(tokenizer)))
         self.noise_ids = ordinary_ids(tokenizer, self.vocab)
+        self.absorbing = getattr(adapter, "noise", "uniform") == "absorbing"
+        if self.absorbing:
+            self.noise_ids = torch.tensor([tokenizer.mask_token_id])  # every noised position: the mask
         never = {tokenizer.pad_token_id, tokenizer.mask_token_id, *getattr(adapter, "never_propose", ())}
         self.banned = sorted(i for i in never if i is not None and i < self.vocab)
         self.rule = options.acceptance_rule()
@@ -228,6 +235,8 @@ class UniformDenoiser(CanvasDenoiser):
         self.self_conditioning, self.history = None, []
 
     def _noise_strings(self, ids: list[int]) -> list[str]:
+        if self.absorbing:  # a mask shows as a blank
+            return super()._noise_strings(ids)
         return [self.display.strings([t])[0] for t in ids]
 
     def next_forward(self) -> UniformForwardRequest:
@@ -293,5 +302,6 @@ class UniformDenoiser(CanvasDenoiser):
         return torch.where(fixed.to(proposal.device)[:, None], one_hot, proposal)
 
     def _random(self, n: int) -> torch.Tensor:
-        """n tokens drawn uniformly from the ordinary (non-special) vocabulary with the request's generator."""
+        """n tokens drawn uniformly from the ordinary (non-special) vocabulary with the request's generator (the
+        mask n times for a model trained with absorbing noise; the generator advances all the same)."""
         return self.noise_ids[torch.randint(len(self.noise_ids), (n,), generator=self.generator)]

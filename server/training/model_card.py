@@ -85,6 +85,9 @@ def model_card(stats: dict, *, parameters: int, command: str, samples: list[tupl
     if stats["family"] == "uniform":
         experts = (f" (dense {shape['intermediate'] - shape['expert_intermediate']} + {shape['experts']} experts "
                    f"of {shape['expert_intermediate']}, one active; canvas {cfg['default_block_size']})")
+        if cfg.get("noise") == "absorbing":
+            experts += ("; **absorbing noise** (the comparison twin): a noised canvas token becomes the mask "
+                        "instead of a random token, and the sampler noises with the mask too")
     elif stats["family"] == "continuous":
         experts = (f"; embeddings of {shape['embedding_dim']}, T = {cfg['diffusion_steps']}, "
                    f"{cfg['noise_schedule']} noise schedule")

@@ -294,6 +294,8 @@ class Trainer:
         final = self.out / "model"
         if self.loss_table is not None:
             self.model.config.airquill_loss_table = self.loss_table.means()
+        if self.cfg.family == "uniform":
+            self.model.config.airquill_noise = self.cfg.noise  # the sampler noises the canvas the same way
         self.model.half().save_pretrained(final, safe_serialization=True)
         self.model.float()
         self.tokenizer.save_pretrained(final)

@@ -279,6 +279,12 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                           help="the uniform-noise model (default: the shipped kjv-uniform, when there is one)")
     families.add_argument("--continuous-model",
                           help="the continuous model (default: the shipped kjv-continuous, when there is one)")
+    families.add_argument("--absorbing-model",
+                          help="the uniform model's twin trained with --noise absorbing: every uniform setting "
+                               "runs on it too (the noise comparison)")
+    families.add_argument("--families", nargs="+", metavar="FAMILY",
+                          help="diffusion families to run: masked uniform continuous absorbing "
+                               "(default: every one with a model; the AR twin always runs)")
     families.add_argument("--ar-model", help="the AR twin's folder (default: the shipped kjv-ar)")
     families.add_argument("--length", type=int, default=128)
     families.add_argument("--batch", type=int, nargs="+", default=[1, 32])

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from transformers import AutoTokenizer
 
 from airquill.assets import MODELS
@@ -64,3 +65,56 @@ def test_bench_families_runs_end_to_end(tmp_path):
     assert ("continuous", "keyword (latents only)") in controls and ("continuous", "style (rounding logits)") in controls
     assert 0 <= out["length_success"] <= 1 and 0 <= out["style_success"] <= 1
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def _tiny_uniform_twins(tmp_path):
+    """A tiny random uniform model, the same with its config saying absorbing noise, and a tiny AR scorer."""
+    shipped = AutoTokenizer.from_pretrained(str(MODELS / "kjv-masked"))
+    shape = ModelShape(hidden=32, layers=1, heads=2, intermediate=64, expert_intermediate=16)
+    for name, family in (("ar", "ar"), ("uniform", "uniform"), ("absorbing", "uniform")):
+        model = build_model(shape, shipped, family, block_size=8, context=64)
+        if name == "absorbing":
+            model.config.airquill_noise = "absorbing"
+        model.save_pretrained(tmp_path / name)
+        shipped.save_pretrained(tmp_path / name)
+
+
+def test_the_absorbing_twin_runs_every_uniform_setting(tmp_path):
+    _tiny_uniform_twins(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "airquill", "bench", "families", "--quick", "--json", "--batch", "2",
+         "--length", "16", "--long-length", "32", "--families", "uniform", "absorbing",
+         "--uniform-model", str(tmp_path / "uniform"), "--absorbing-model", str(tmp_path / "absorbing"),
+         "--ar-model", str(tmp_path / "ar")],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    rows = out["batches"]["2"]["rows"]
+    assert [r["family"] for r in rows][0] == "ar" and {r["family"] for r in rows} == {"ar", "uniform", "absorbing"}
+    uniform = {r["setting"]: r for r in rows if r["family"] == "uniform"}
+    absorbing = {r["setting"].replace("absorbing", "uniform", 1): r for r in rows if r["family"] == "absorbing"}
+    assert uniform.keys() == absorbing.keys() and len(uniform) >= 2
+    for label, row in absorbing.items():  # same settings, same step budget
+        assert row["steps"] == uniform[label]["steps"] or "default" in label
+    ratios = sorted(absorbing[k]["genppl"] / uniform[k]["genppl"] for k in uniform)
+    assert ratios[0] <= out["absorbing_vs_uniform_b2"] <= ratios[-1]
+    assert {r["family"] for r in out["controls"]["rows"]} == {"uniform"}  # the twin shares uniform's code path
+    assert {r["family"] for r in out["prefix_cache"]["rows"]} == {"uniform"}
+
+
+def test_a_twin_given_as_the_wrong_noise_is_refused(tmp_path):
+    from airquill.server.bench.families import load_families
+
+    _tiny_uniform_twins(tmp_path)
+    with pytest.raises(ValueError, match="absorbing noise: give it as the --absorbing-model"):
+        load_families(model=None, uniform_model=str(tmp_path / "absorbing"), continuous_model=None,
+                      absorbing_model=None, families=("uniform",), device="cpu")
+    with pytest.raises(ValueError, match="uniform noise: give it as the --uniform-model"):
+        load_families(model=None, uniform_model=None, continuous_model=None,
+                      absorbing_model=str(tmp_path / "uniform"), families=("absorbing",), device="cpu")
+    with pytest.raises(ValueError, match="needs --absorbing-model"):
+        load_families(model=None, uniform_model=None, continuous_model=None, absorbing_model=None,
+                      families=("absorbing",), device="cpu")
+    with pytest.raises(ValueError, match="unknown families"):
+        load_families(model=None, uniform_model=None, continuous_model=None, absorbing_model=None,
+                      families=("gaussian",), device="cpu")

@@ -111,10 +111,15 @@ def test_uniform_family_trains_and_samples_through_the_diffusion_gemma_adapter(c
     assert done.returncode == 0, done.stderr
     card = (out / "model" / "README.md").read_text()
     assert "DiffusionGemma" in card and "## Samples" in card
+    assert ("**absorbing noise**" in card) == (noise == "absorbing")
     adapter = load_adapter(str(out / "model"))
     assert isinstance(adapter, DiffusionGemmaAdapter) and adapter.family == "uniform"
+    assert adapter.noise == noise  # recorded in the config: the sampler noises as the model was trained
     state = UniformDenoiser.for_generation(adapter, "In the beginning", 12, UniformOptions(max_steps=3))
+    if noise == "absorbing":
+        assert set(state.output_ids) == {adapter.mask_id}
     assert denoise(adapter, state).is_final and 0 < len(state.output_ids) <= 12
+    assert adapter.mask_id not in state.output_ids
 
 
 def test_continuous_family_trains_and_samples(corpus, tmp_path):

@@ -177,6 +177,29 @@ def test_noise_levels_say_random_provisional_or_final(tiny):
     assert provisional_seen and panel.settled == 16
 
 
+def test_a_model_trained_with_absorbing_noise_starts_and_renoises_with_its_mask(tokenizer):
+    """`airquill train --noise absorbing` (the comparison) records the noise in the config; the adapter carries it
+    and the sampler then noises free positions with the mask, shown as blanks, and never proposes the mask."""
+    model = TinyUniform(tokenizer)
+    model.noise = "absorbing"
+    mask = tokenizer.mask_token_id
+    state = UniformDenoiser.for_generation(model, PROMPT, 16, UniformOptions(max_steps=6, seed=3, **NO_EARLY_STOP))
+    first = state.initial_step()
+    assert set(state.output_ids) == {mask} and {(c.text, c.noise) for c in first.changes} == {("", 1.0)}
+    panel = TextState()
+    panel.apply(first)
+    noised_seen = 0
+    for step in iter_denoise(model, state):
+        panel.apply(step)
+        out, noise = state.output_ids, state.noise[state.output_start :].tolist()
+        noised = [(t, cell.text) for t, n, cell in zip(out, noise, panel.cells) if n == 1.0]
+        assert all(t == mask and text == "" for t, text in noised)
+        assert all(t != mask for t, n in zip(out, noise) if n < 1.0)
+        noised_seen += len(noised)
+    assert noised_seen > 0 and panel.finished and mask not in state.output_ids
+    assert panel.text == state.text == state.display.decode(state.output_ids)
+
+
 def test_fixed_count_shows_a_growing_share_of_proposals(tiny):
     state = UniformDenoiser.for_generation(tiny, PROMPT, 8, UniformOptions(acceptance="count", per_step=3,
                                                                           max_steps=5, **NO_EARLY_STOP))
