@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Run on a CUDA machine that has PyTorch but nothing can be fetched on (with .gpu/site.tar.xz from prepare.sh
+# beside it): the GPU figures the benchmarks ask for, in one go, each under its own time limit, every result and
+# log written to $OUT (default out/gpu). Stages: families (the DiffusionGemma-shaped model at realistic size
+# streamed at batch 1; the masked family against the AR twin at batch 1 and 32; the prefix cache at 2,048
+# tokens), sampler (speedup_b32 on a GPU), book (chapters of 2,000 tokens). `bench.sh families` runs one stage;
+# DEVICE=cpu makes a (slow) smoke run on a machine without a GPU.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT" /tmp/airquill-gpu
+if [ -f .gpu/site.tar.xz ]; then tar -C /tmp/airquill-gpu -xJf .gpu/site.tar.xz; fi
+export PYTHONPATH=/tmp/airquill-gpu/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+python3 -m pip install -q --no-deps --no-build-isolation --no-index --target /tmp/airquill-gpu/app . \
+    > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+export PYTHONPATH=/tmp/airquill-gpu/app:$PYTHONPATH
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
+'transformers', transformers.__version__)" | tee -a "$OUT/gpu.txt"
+
+stage() {  # name, time limit (s), then the bench's arguments
+    local name=$1 limit=$2
+    shift 2
+    if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ]; then return; fi
+    echo "== $name (at most ${limit}s)"
+    local started=$SECONDS
+    timeout "$limit" python3 -m airquill bench "$@" --device "${DEVICE:-cuda}" --json > "$OUT/$name.json" 2> "$OUT/$name.log"
+    echo "   exit $? after $((SECONDS - started))s; $(tail -c 300 "$OUT/$name.json")"
+}
+
+ONLY=${1:-}
+stage families 300 families --families masked --quick --batch 1 32 --length 128 --long-length 2048 \
+    --shaped realistic
+stage sampler 150 sampler --quick --batch 1 32 --length 256
+stage book 200 book --chapters 64 --length 2000 --steps 500 --parallel 16 64
