@@ -13,7 +13,8 @@ largest batch (`bench/controls.py`).
 With `--absorbing-model`, a twin of the uniform model trained with absorbing noise instead (`airquill train
 --family uniform --noise absorbing`, same recipe otherwise) runs every uniform setting too, as the family
 `absorbing`; `absorbing_vs_uniform_b<batch>` is the median over those settings of its perplexity over the
-uniform model's. `--families` limits which diffusion families run (the AR twin always does).
+uniform model's. `--families` limits which diffusion families run (the AR twin always does); `--no-controls` skips
+the controls' rows.
 """
 from __future__ import annotations
 
@@ -249,7 +250,7 @@ def load_families(*, model: str | None, uniform_model: str | None, continuous_mo
 def measure(*, model: str | None, uniform_model: str | None, ar_model: str, length: int, batches: list[int],
             quick: bool, device: str | None, long_length: int, gpu_size: str | None,
             continuous_model: str | None = None, absorbing_model: str | None = None,
-            families: tuple[str, ...] | None = None) -> dict:
+            families: tuple[str, ...] | None = None, controls: bool = True) -> dict:
     from transformers import AutoModelForCausalLM
 
     dev = pick_device(device)
@@ -291,7 +292,7 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
     last = max(batches)
     controlled = {family: adapter for family, adapter in adapters.items() if family != "absorbing"}
     results["controls"] = {"batch": last, "rows": []}
-    if controlled:
+    if controlled and controls:
         rows, figures = control_rows(controlled, scorer, prompts_of[last], results["batches"][last]["heldout"],
                                      length)
         results["controls"]["rows"] = rows
@@ -400,7 +401,8 @@ def main(args) -> int:
     results = measure(model=args.model, uniform_model=args.uniform_model, continuous_model=args.continuous_model,
                       ar_model=args.ar_model or str(MODELS / "kjv-ar"), length=args.length, batches=args.batch,
                       quick=args.quick, device=args.device, long_length=args.long_length, gpu_size=gpu_size,
-                      absorbing_model=args.absorbing_model, families=tuple(args.families) if args.families else None)
+                      absorbing_model=args.absorbing_model, families=tuple(args.families) if args.families else None,
+                      controls=not args.no_controls)
     if args.plot:
         plot(results, Path(args.plot))
     print(json.dumps(results) if args.json else report(results))

@@ -285,6 +285,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     families.add_argument("--families", nargs="+", metavar="FAMILY",
                           help="diffusion families to run: masked uniform continuous absorbing "
                                "(default: every one with a model; the AR twin always runs)")
+    families.add_argument("--no-controls", action="store_true", help="skip the controls' rows (keywords, length, style)")
     families.add_argument("--ar-model", help="the AR twin's folder (default: the shipped kjv-ar)")
     families.add_argument("--length", type=int, default=128)
     families.add_argument("--batch", type=int, nargs="+", default=[1, 32])
