@@ -12,8 +12,8 @@ largest batch (`bench/controls.py`).
 
 With `--absorbing-model`, a twin of the uniform model trained with absorbing noise instead (`airquill train
 --family uniform --noise absorbing`, same recipe otherwise) runs every uniform setting too, as the family
-`absorbing`; `absorbing_vs_uniform_b<batch>` is the median over those settings of its perplexity over the
-uniform model's. `--families` limits which diffusion families run (the AR twin always does); `--no-controls` skips
+`absorbing`; `absorbing_vs_uniform_b<batch>` holds the medians over those settings of its perplexity and of its
+unigram entropy over the uniform model's. `--families` limits which diffusion families run (the AR twin always does); `--no-controls` skips
 the controls' rows.
 """
 from __future__ import annotations
@@ -333,13 +333,16 @@ def continuous_figures(results: dict) -> dict:
     }
 
 
-def absorbing_vs_uniform(rows: list[dict]) -> float | None:
-    """Median over the uniform settings both twins ran of the absorbing twin's perplexity over the uniform one's
-    (below 1: absorbing noise wrote text the AR twin finds likelier at the same settings)."""
-    uniform = {r["setting"]: r["genppl"] for r in rows if r["family"] == "uniform"}
-    ratios = [r["genppl"] / uniform[label] for r in rows if r["family"] == "absorbing"
-              and (label := r["setting"].replace("absorbing", "uniform", 1)) in uniform]
-    return statistics.median(ratios) if ratios else None
+def absorbing_vs_uniform(rows: list[dict]) -> dict | None:
+    """Medians over the uniform settings both twins ran of the absorbing twin's figure over the uniform one's:
+    perplexity (below 1: text the AR twin finds likelier) and unigram entropy (below 1: fewer distinct words —
+    read the perplexity with it, as the qualifying gate does)."""
+    uniform = {r["setting"]: r for r in rows if r["family"] == "uniform"}
+    pairs = [(r, uniform[label]) for r in rows if r["family"] == "absorbing"
+             and (label := r["setting"].replace("absorbing", "uniform", 1)) in uniform]
+    if not pairs:
+        return None
+    return {key: statistics.median(a[key] / u[key] for a, u in pairs) for key in ("genppl", "entropy")}
 
 
 def summarize(results: dict) -> dict:
@@ -372,7 +375,8 @@ def report(results: dict) -> str:
         f"  {r['setting']:<46} {r['tokens_per_s']:8.1f} tok/s x{r['speedup']:5.2f} | steps {r['steps']:6.1f} | "
         + quality_cells(r)))
     controls = results["controls"]
-    lines.append(f"controls (batch {controls['batch']}; headline figures: the worst family's):")
+    if controls["rows"]:
+        lines.append(f"controls (batch {controls['batch']}; headline figures: the worst family's):")
     for r in controls["rows"]:
         lines.append(f"  {r['family']:<10} {r['control']:<30} success {r['success']:5.2f} | genppl {r['genppl']:8.1f} "
                      f"(cost {r['quality_cost']:+6.1%}) | entropy gap {r['entropy_gap']:5.1%} | "

@@ -96,8 +96,9 @@ def test_the_absorbing_twin_runs_every_uniform_setting(tmp_path):
     assert uniform.keys() == absorbing.keys() and len(uniform) >= 2
     for label, row in absorbing.items():  # same settings, same step budget
         assert row["steps"] == uniform[label]["steps"] or "default" in label
-    ratios = sorted(absorbing[k]["genppl"] / uniform[k]["genppl"] for k in uniform)
-    assert ratios[0] <= out["absorbing_vs_uniform_b2"] <= ratios[-1]
+    for key in ("genppl", "entropy"):
+        ratios = sorted(absorbing[k][key] / uniform[k][key] for k in uniform)
+        assert ratios[0] <= out["absorbing_vs_uniform_b2"][key] <= ratios[-1]
     assert out["controls"]["rows"] == [] and "keyword_success" not in out  # --no-controls
     assert {r["family"] for r in out["prefix_cache"]["rows"]} == {"uniform"}
 
