@@ -122,7 +122,7 @@ def model_card(stats: dict, *, parameters: int, command: str, samples: list[tupl
 """
 
 
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
+def hardware(device: torch.device | None = None) -> str:
+    if device is not None and device.type == "cuda":
+        return torch.cuda.get_device_name(device)
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), Python {sys.version.split()[0]}"

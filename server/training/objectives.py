@@ -1,5 +1,8 @@
 """Training losses: MDLM (absorbing-state masked diffusion, block-causal), next-token prediction, and the
-DiffusionGemma-shaped model's canvas denoising with uniform (or, for comparison, absorbing) noise."""
+DiffusionGemma-shaped model's canvas denoising with uniform (or, for comparison, absorbing) noise.
+
+Every random choice (noise ratios, which tokens are noised, the noise itself) is drawn on the CPU from the step's
+generator, then moved to the model's device: a run draws the same noise whether it trains on a CPU or a GPU."""
 from __future__ import annotations
 
 import torch
@@ -8,6 +11,10 @@ import torch.nn.functional as F
 from airquill.server.models.block_mask import training_mask
 
 T_MIN = 1e-3
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def mdlm_loss(
@@ -29,6 +36,8 @@ def mdlm_loss(
     masked = torch.rand(batch, length, generator=generator) < t_tok
     xt = torch.where(masked, torch.full_like(x0, mask_id), x0)
     mask, pos = training_mask(length, block_size)
+    device = _device(model)
+    x0, xt, t_tok, masked, mask, pos = (v.to(device) for v in (x0, xt, t_tok, masked, mask, pos))
     hidden = model.model(
         input_ids=torch.cat([xt, x0], dim=1),
         attention_mask=mask[None, None].expand(batch, 1, -1, -1),
@@ -90,10 +99,12 @@ def canvas_loss(
         xt = torch.where(noised, torch.full_like(x0, mask_id), x0)
     else:
         raise ValueError(f"unknown noise {noise!r}; choose from uniform, absorbing")
-    positions = torch.arange(length)[None].expand(batch, -1)
+    device = _device(model)
+    x0, xt, t_tok, noised = (v.to(device) for v in (x0, xt, t_tok, noised))
+    positions = torch.arange(length, device=device)[None].expand(batch, -1)
     cache = DynamicCache(config=model.config.get_text_config())
     model.model.encoder(input_ids=x0, cache=cache, position_ids=positions)
-    masks = canvas_masks(model.config.get_text_config(), batch, length, canvas)
+    masks = {k: v.to(device) for k, v in canvas_masks(model.config.get_text_config(), batch, length, canvas).items()}
 
     def decode(previous: torch.Tensor | None) -> torch.Tensor:
         return model(decoder_input_ids=xt, cache=cache, self_conditioning_logits=previous,
@@ -129,13 +140,15 @@ def continuous_loss(
     batch, length = x0.shape
     steps = len(abar) - 1
     t = (block_ratios(batch, length, block_size, generator) * steps).ceil().long().clamp(1, steps)
-    a = abar.to(torch.float32)[t][..., None]
+    device = _device(model)
+    a = abar.to(torch.float32)[t][..., None].to(device)
+    x0 = x0.to(device)
     clean = model.embed(x0)
-    eps = torch.randn(clean.shape, generator=generator)
+    eps = torch.randn(clean.shape, generator=generator).to(device)
     noisy = a.sqrt() * clean + (1 - a).sqrt() * eps
-    mask, pos = training_mask(length, block_size)
+    mask, pos = (v.to(device) for v in training_mask(length, block_size))
     hidden = model.model(
-        inputs_embeds=torch.cat([model.inputs(noisy, t), model.inputs(clean, None)], dim=1),
+        inputs_embeds=torch.cat([model.inputs(noisy, t.to(device)), model.inputs(clean, None)], dim=1),
         attention_mask=mask[None, None].expand(batch, 1, -1, -1),
         position_ids=pos[None].expand(batch, -1),
         use_cache=False,
@@ -149,7 +162,7 @@ def continuous_loss(
 
     mse = ((predicted - clean) ** 2).mean(-1)
     if record is not None:
-        record(t, mse.detach())
+        record(t, mse.detach().cpu())
     prior = float(abar[-1]) * (clean ** 2).mean(-1)
     return (mse + rounding(predicted) + rounding(clean) + prior).mean()
 
@@ -165,6 +178,7 @@ def canvas_masks(text_config, batch: int, length: int, canvas: int) -> dict[str,
 
 
 def ar_loss(model: torch.nn.Module, x0: torch.Tensor, **_: object) -> torch.Tensor:
+    x0 = x0.to(_device(model))
     out = model(input_ids=x0, use_cache=False)
     logits = out.logits[:, :-1].float()
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), x0[:, 1:].reshape(-1))

@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from airquill.server.models.loader import pick_device
 from airquill.server.training.architecture import FAMILIES, ModelShape, build_model
 from airquill.server.training.corpus import load_corpus
 from airquill.server.training.model_card import hardware, model_card, sample_texts
@@ -56,6 +57,7 @@ class TrainConfig:
     eval_batches: int = 8
     seed: int = 0
     threads: int | None = None
+    device: str | None = None  # None: CUDA when available, else the CPU
 
     @property
     def steps(self) -> int:
@@ -146,8 +148,12 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        self.device = pick_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # float32 weights, TF32 matrix products
         corpus = load_corpus(Path(cfg.data))
         self.tokenizer, self.model = self._tokenizer_and_model(corpus.train)
+        self.model.to(self.device)
         self.noise_ids = ordinary_ids(self.tokenizer, len(self.tokenizer))
         self.abar = alpha_bar(cfg.noise_schedule, cfg.diffusion_steps)
         self.loss_table = LossTable(cfg.default_block_size, cfg.diffusion_steps) if cfg.family == "continuous" else None
@@ -303,7 +309,7 @@ class Trainer:
             "name": final.name if final.name != "model" else self.out.name,
             "family": self.cfg.family,
             "vocab_size": len(self.tokenizer),
-            "hardware": hardware(),
+            "hardware": hardware(self.device),
             "steps": self.step,
             "tokens": self.step * self.cfg.batch_size * self.cfg.seq_len,
             "wall_seconds": round(self.elapsed, 1),
@@ -322,7 +328,7 @@ class Trainer:
 
 NOISES = ("uniform", "absorbing")
 ADDED_LATER = {"noise": "uniform", "self_conditioning": 0.5, "diffusion_steps": 2000, "noise_schedule": "sqrt"}  # settings older checkpoints do not record
-NOT_RECIPE = ("out", "threads", "eval_every", "checkpoint_every", "eval_batches", "tokens")
+NOT_RECIPE = ("out", "threads", "device", "eval_every", "checkpoint_every", "eval_batches", "tokens")
 
 
 def load_trained(path: str, family: str):

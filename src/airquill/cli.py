@@ -33,6 +33,7 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
         threads=args.threads,
+        device=args.device,
         noise=args.noise,
         self_conditioning=args.self_conditioning,
         diffusion_steps=args.diffusion_steps,
@@ -83,6 +84,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device", help="cpu or cuda[:N] (default: cuda when there is a GPU); a run may resume on "
+                                    "another device, and draws the same noise on any")
     p.add_argument("--export-only", action="store_true", help="save the last checkpoint as a model and stop")
     p.set_defaults(handler=_train)
 

@@ -56,7 +56,8 @@ def test_killed_training_resumes_with_the_same_data_order(corpus, tmp_path, fami
     state = torch.load(checkpoint, weights_only=False)
     assert 0 < state["step"] < steps, "the kill must land mid-run"
     assert not (resumed / "model").exists()
-    subprocess.run(_train(corpus, resumed, tokens, family), check=True, capture_output=True)
+    # the device is not part of the recipe: a run may resume on another one (here named, the same CPU)
+    subprocess.run(_train(corpus, resumed, tokens, family, 1, "--device", "cpu"), check=True, capture_output=True)
 
     a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys()
