@@ -13,8 +13,8 @@ largest batch (`bench/controls.py`).
 With `--absorbing-model`, a twin of the uniform model trained with absorbing noise instead (`airquill train
 --family uniform --noise absorbing`, same recipe otherwise) runs every uniform setting too, as the family
 `absorbing`; `absorbing_vs_uniform_b<batch>` holds the medians over those settings of its perplexity and of its
-unigram entropy over the uniform model's. `--families` limits which diffusion families run (the AR twin always does); `--no-controls` skips
-the controls' rows.
+unigram entropy over the uniform model's. `--families` limits which diffusion families run (the AR twin always
+does); `--no-controls` skips the controls' rows.
 """
 from __future__ import annotations
 
@@ -222,12 +222,12 @@ def streamed_speed(tokenizer, *, size: dict, device: torch.device, length: int, 
 
 def load_families(*, model: str | None, uniform_model: str | None, continuous_model: str | None,
                   absorbing_model: str | None, families: tuple[str, ...], device: str | None) -> dict:
-    """family -> adapter: the masked model always (its tokenizer is the benchmark's), the others when given or
-    shipped and asked for; each checked to be what its family needs."""
+    """family -> adapter for each family asked for: the masked model (given, else the shipped one), the others
+    when given or shipped; each checked to be what its family needs."""
     unknown = set(families) - set(FAMILIES)
     if unknown:
         raise ValueError(f"unknown families {sorted(unknown)}; choose from {', '.join(FAMILIES)}")
-    adapters = {"masked": load_adapter(model, device=device)}
+    adapters = {"masked": load_adapter(model, device=device)} if "masked" in families else {}
     for family, given, shipped in (("uniform", uniform_model, UNIFORM_MODEL),
                                    ("continuous", continuous_model, CONTINUOUS_MODEL),
                                    ("absorbing", absorbing_model, None)):
@@ -244,6 +244,9 @@ def load_families(*, model: str | None, uniform_model: str | None, continuous_mo
     if "absorbing" in families and "absorbing" not in adapters:
         raise ValueError("the absorbing family needs --absorbing-model (a uniform-family model trained with "
                          "--noise absorbing)")
+    if not adapters:
+        raise ValueError(f"no model for the families {', '.join(families)}: give one (--uniform-model, "
+                         f"--continuous-model)")
     return adapters
 
 
@@ -254,13 +257,11 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
     from transformers import AutoModelForCausalLM
 
     dev = pick_device(device)
-    if families is None:
-        families = FAMILIES if absorbing_model else FAMILIES[:-1]
+    if families is None:  # every family, the absorbing twin when one is given
+        families = tuple(f for f in FAMILIES if f != "absorbing" or absorbing_model)
     adapters = load_families(model=model, uniform_model=uniform_model, continuous_model=continuous_model,
                              absorbing_model=absorbing_model, families=tuple(families), device=device)
-    tokenizer = adapters["masked"].tokenizer
-    if "masked" not in families:
-        adapters.pop("masked")
+    tokenizer = next(iter(adapters.values())).tokenizer  # all share the AR twin's (checked below)
     scorer = AutoModelForCausalLM.from_pretrained(ar_model, local_files_only=True, dtype=torch.float32).to(dev).eval()
     for adapter in adapters.values():
         if len(adapter.tokenizer) != scorer.config.vocab_size:

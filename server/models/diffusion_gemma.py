@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from airquill.server.models.base import ForwardRequest, ModelAdapter, PrefixCache
+from airquill.server.sampling.noise import CANVAS_NOISES
 
 PADDED_MASKS = {"sdpa": "bool", "eager": "additive"}  # attention backends we can hand a padding mask
 
@@ -50,8 +51,8 @@ class DiffusionGemmaAdapter(ModelAdapter):
         # what a noised canvas position holds: a random token (DiffusionGemma), or the mask for a model trained
         # with absorbing noise (`airquill train --noise absorbing`, the comparison)
         self.noise = getattr(config, "airquill_noise", "uniform")
-        if self.noise not in ("uniform", "absorbing"):
-            raise ValueError(f"{name}: unknown canvas noise {self.noise!r}; expected uniform or absorbing")
+        if self.noise not in CANVAS_NOISES:
+            raise ValueError(f"{name}: unknown canvas noise {self.noise!r}; expected one of {', '.join(CANVAS_NOISES)}")
         if self.noise == "absorbing" and self.mask_id is None:
             raise ValueError(f"{name} was trained with absorbing noise but its tokenizer has no mask token")
         bos = tokenizer.bos_token_id

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
+# what a noised canvas position of the DiffusionGemma-shaped family becomes: a random ordinary token, or the mask
+# (a model trained with absorbing noise, for comparison); training and sampling read the model's choice
+CANVAS_NOISES = ("uniform", "absorbing")
+
 
 @dataclass(frozen=True)
 class Draw:

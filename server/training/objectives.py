@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from airquill.server.models.block_mask import training_mask
+from airquill.server.sampling.noise import CANVAS_NOISES
 
 T_MIN = 1e-3
 
@@ -98,7 +99,7 @@ def canvas_loss(
             raise ValueError("absorbing noise needs a mask token")
         xt = torch.where(noised, torch.full_like(x0, mask_id), x0)
     else:
-        raise ValueError(f"unknown noise {noise!r}; choose from uniform, absorbing")
+        raise ValueError(f"unknown noise {noise!r}; choose from {', '.join(CANVAS_NOISES)}")
     device = _device(model)
     x0, xt, t_tok, noised = (v.to(device) for v in (x0, xt, t_tok, noised))
     positions = torch.arange(length, device=device)[None].expand(batch, -1)

@@ -24,7 +24,7 @@ from airquill.server.training.architecture import FAMILIES, ModelShape, build_mo
 from airquill.server.training.corpus import load_corpus
 from airquill.server.training.model_card import hardware, model_card, sample_texts
 from airquill.server.sampling.continuous import alpha_bar
-from airquill.server.sampling.noise import ordinary_ids
+from airquill.server.sampling.noise import CANVAS_NOISES, ordinary_ids
 from airquill.server.training.objectives import ar_loss, canvas_loss, continuous_loss, mdlm_loss
 from airquill.server.training.tokenizer import train_tokenizer
 
@@ -139,8 +139,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, *, command: str = "airquill train"):
         if cfg.family not in FAMILIES:
             raise ValueError(f"unknown family {cfg.family!r}; choose from {', '.join(FAMILIES)}")
-        if cfg.noise not in NOISES:
-            raise ValueError(f"unknown noise {cfg.noise!r}; choose from {', '.join(NOISES)}")
+        if cfg.noise not in CANVAS_NOISES:
+            raise ValueError(f"unknown noise {cfg.noise!r}; choose from {', '.join(CANVAS_NOISES)}")
         if not 0 <= cfg.self_conditioning <= 1:
             raise ValueError(f"self-conditioning must be a share between 0 and 1, got {cfg.self_conditioning}")
         self.cfg, self.command = cfg, command
@@ -326,7 +326,6 @@ class Trainer:
         return final
 
 
-NOISES = ("uniform", "absorbing")
 ADDED_LATER = {"noise": "uniform", "self_conditioning": 0.5, "diffusion_steps": 2000, "noise_schedule": "sqrt"}  # settings older checkpoints do not record
 NOT_RECIPE = ("out", "threads", "device", "eval_every", "checkpoint_every", "eval_batches", "tokens")
 

@@ -116,6 +116,9 @@ def test_a_twin_given_as_the_wrong_noise_is_refused(tmp_path):
     with pytest.raises(ValueError, match="needs --absorbing-model"):
         load_families(model=None, uniform_model=None, continuous_model=None, absorbing_model=None,
                       families=("absorbing",), device="cpu")
+    with pytest.raises(ValueError, match="no model for the families"):
+        load_families(model=None, uniform_model=None, continuous_model=None, absorbing_model=None, families=(),
+                      device="cpu")
     with pytest.raises(ValueError, match="unknown families"):
         load_families(model=None, uniform_model=None, continuous_model=None, absorbing_model=None,
                       families=("gaussian",), device="cpu")
