@@ -53,17 +53,24 @@ def build_model(shape: ModelShape, tokenizer: PreTrainedTokenizerBase, family: s
         eos_token_id=tokenizer.eos_token_id,
         attn_implementation="sdpa",
     )
-    config.airquill_family = family
-    config.airquill_context = context or shape.max_positions  # the longest distance training showed
-    if family in ("masked", "continuous"):
-        config.airquill_block_size = block_size
-        config.airquill_block_sizes = sorted({block_size, *block_sizes})
-        config.mask_token_id = tokenizer.mask_token_id
+    mark_family(config, family, tokenizer, block_size, block_sizes, context or shape.max_positions)
     if family == "continuous":
         from airquill.server.models.continuous import ContinuousDiffusionModel
 
         return ContinuousDiffusionModel(config)
     return LlamaForCausalLM(config)
+
+
+def mark_family(config, family: str, tokenizer: PreTrainedTokenizerBase, block_size: int,
+                block_sizes: tuple[int, ...], context: int) -> None:
+    """What the loader and the sampler read from a Llama-shaped model's config: its family, the longest distance
+    training showed and, for the diffusion families, the block sizes and the mask token."""
+    config.airquill_family = family
+    config.airquill_context = context
+    if family in ("masked", "continuous"):
+        config.airquill_block_size = block_size
+        config.airquill_block_sizes = sorted({block_size, *block_sizes})
+        config.mask_token_id = tokenizer.mask_token_id
 
 
 def build_uniform_model(shape: ModelShape, tokenizer: PreTrainedTokenizerBase, *, canvas_length: int,

@@ -93,6 +93,14 @@ def model_card(stats: dict, *, parameters: int, command: str, samples: list[tupl
                    f"{cfg['noise_schedule']} noise schedule")
     budget = "".join(f"; the token budget changed at step {c['step']} from {c['from']:,} to {c['to']:,} (the cosine "
                      f"schedule follows the new budget from there)" for c in stats.get("budget_changes", []))
+    start = ""
+    if cfg.get("init_from"):
+        how = "fine-tuned from"
+        if stats.get("adapted_from"):
+            how = (f"adapted from the {stats['adapted_from']!r} model (AR-to-diffusion adaptation, as DiffuLLaMA and "
+                   f"Dream do: its weights, trained from there with this family's objective and attention mask; no "
+                   f"shift, so position i still predicts token i) at")
+        start = f"\n| started from | {how} `{cfg['init_from']}` |"
     curve = "\n".join(f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} |" for h in history)
     return f"""# {stats['name']}
 
@@ -108,7 +116,7 @@ def model_card(stats: dict, *, parameters: int, command: str, samples: list[tupl
 | wall time | {stats['wall_seconds'] / 3600:.2f} h on {stats['hardware']} |
 | validation loss | {val} |
 | command | `{command}` |
-| licence | MIT (weights); trained only on public-domain text |
+| licence | MIT (weights); trained only on public-domain text |{start}
 
 ## Loss curve
 

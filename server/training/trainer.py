@@ -20,7 +20,7 @@ from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from airquill.server.models.loader import pick_device
-from airquill.server.training.architecture import FAMILIES, ModelShape, build_model
+from airquill.server.training.architecture import FAMILIES, ModelShape, build_model, mark_family
 from airquill.server.training.corpus import load_corpus
 from airquill.server.training.model_card import hardware, model_card, sample_texts
 from airquill.server.sampling.continuous import alpha_bar
@@ -144,6 +144,7 @@ class Trainer:
         if not 0 <= cfg.self_conditioning <= 1:
             raise ValueError(f"self-conditioning must be a share between 0 and 1, got {cfg.self_conditioning}")
         self.cfg, self.command = cfg, command
+        self.adapted_from: str | None = None  # the family of the --init-from model, when it was another one
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.threads:
@@ -171,7 +172,12 @@ class Trainer:
     def _tokenizer_and_model(self, train_docs: list[str]):
         cfg = self.cfg
         if cfg.init_from:
-            return AutoTokenizer.from_pretrained(cfg.init_from), load_trained(cfg.init_from, cfg.family)
+            tokenizer = AutoTokenizer.from_pretrained(cfg.init_from)
+            model = load_trained(cfg.init_from, cfg.family, adapt=ADAPTABLE.get(cfg.family))
+            if _family(model) != cfg.family:
+                self.adapted_from = _family(model)
+                self._adapt(tokenizer, model)
+            return tokenizer, model
         tok_dir = self.out / "tokenizer"
         if (tok_dir / "tokenizer.json").exists():
             tokenizer = AutoTokenizer.from_pretrained(tok_dir)
@@ -182,6 +188,18 @@ class Trainer:
         return tokenizer, build_model(cfg.shape, tokenizer, cfg.family, cfg.default_block_size, cfg.block_sizes,
                                       cfg.seq_len, diffusion_steps=cfg.diffusion_steps,
                                       noise_schedule=cfg.noise_schedule)
+
+    def _adapt(self, tokenizer, model) -> None:
+        """An autoregressive model as the start of a masked one (AR-to-diffusion adaptation, as DiffuLLaMA and Dream
+        do): the same weights, from here on trained block-causally with the masked objective. Position i still
+        predicts token i (no shift), so the output layer relearns its target while the rest keeps what it knew.
+        A tokenizer without a mask token gets one."""
+        cfg = self.cfg
+        if tokenizer.mask_token_id is None:
+            tokenizer.add_special_tokens({"mask_token": "<mask>"})
+            model.resize_token_embeddings(len(tokenizer))
+        print(f"adapting the {_family(model)!r} model {cfg.init_from} to the {cfg.family!r} family", file=sys.stderr)
+        mark_family(model.config, cfg.family, tokenizer, cfg.default_block_size, cfg.block_sizes, cfg.seq_len)
 
     def _resume(self) -> None:
         path = self.out / CHECKPOINT
@@ -316,6 +334,7 @@ class Trainer:
             "threads": torch.get_num_threads(),
             "history": self.history,
             "budget_changes": self.budget_changes,
+            "adapted_from": self.adapted_from,
             "config": _jsonable(self.cfg),
         }
         (final / "training.json").write_text(json.dumps(stats, indent=2))
@@ -330,13 +349,18 @@ ADDED_LATER = {"noise": "uniform", "self_conditioning": 0.5, "diffusion_steps": 
 NOT_RECIPE = ("out", "threads", "device", "eval_every", "checkpoint_every", "eval_batches", "tokens")
 
 
-def load_trained(path: str, family: str):
-    """A model `airquill train` saved, in float32 for training; refuses a model of another family."""
+ADAPTABLE = {"masked": "ar"}  # family trained -> the family whose model may start it (same architecture)
+
+
+def load_trained(path: str, family: str, *, adapt: str | None = None):
+    """A model `airquill train` saved, in float32 for training; refuses a model of another family unless it is
+    the `adapt` family (then it is loaded as that family, for the caller to adapt)."""
     from airquill.server.models.loader import model_config
 
     found = getattr(model_config(path), "airquill_family", None)
-    if found != family:
-        raise ValueError(f"{path} is a {found!r} model, not {family!r}")
+    if found != family and (adapt is None or found != adapt):
+        also = f" (or a {adapt!r} model to adapt)" if adapt else ""
+        raise ValueError(f"{path} is a {found!r} model; --init-from needs a {family!r} model{also}")
     if family == "uniform":
         from transformers import DiffusionGemmaForBlockDiffusion
 
@@ -346,6 +370,10 @@ def load_trained(path: str, family: str):
 
         return ContinuousDiffusionModel.from_pretrained(path, dtype=torch.float32)
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+
+
+def _family(model) -> str | None:
+    return getattr(model.config, "airquill_family", None)
 
 
 def _recipe(config: dict) -> dict:

@@ -67,7 +67,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="uniform family: what a noised canvas token becomes (absorbing: the mask, for comparison)")
     p.add_argument("--self-conditioning", type=float, default=0.5,
                    help="uniform family: share of steps trained on the previous prediction (0 turns it off)")
-    p.add_argument("--init-from", help="fine-tune this model folder instead of training from scratch")
+    p.add_argument("--init-from", help="fine-tune this model folder instead of training from scratch "
+                                       "(an AR model may start a masked one: adaptation)")
     p.add_argument("--vocab-size", type=int, default=4096)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=6)

@@ -99,6 +99,47 @@ def test_result_loads_through_transformers_and_samples(corpus, tmp_path):
     assert denoise(adapter, state).is_final and adapter.mask_id not in state.output_ids
 
 
+def test_a_masked_model_starts_from_its_autoregressive_twin(corpus, tmp_path):
+    """`--family masked --init-from AR` adapts the AR model: one step on, its weights are the twin's, give or take
+    that step (a model trained from scratch with another seed is nowhere near); the config says masked, the card
+    says where it started, the sampler runs it, and the adapted run resumes. Any other family mismatch is
+    refused."""
+    import json
+
+    from airquill.server.models.loader import load_adapter
+    from airquill.server.sampling.drivers import denoise
+    from airquill.server.sampling.masked import MaskedDenoiser
+    from airquill.server.sampling.options import SamplingOptions
+
+    twin = tmp_path / "ar"
+    subprocess.run(_train(corpus, twin, 6 * 4 * 32, "ar", 6, "--seed", "7"), check=True, capture_output=True)
+    adapted, scratch = tmp_path / "adapted", tmp_path / "scratch"
+    done = subprocess.run(_train(corpus, adapted, 1 * 4 * 32, "masked", 1, "--init-from", str(twin / "model")),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    subprocess.run(_train(corpus, scratch, 1 * 4 * 32, "masked", 1), check=True, capture_output=True)
+    start, after, fresh = _weights(twin), _weights(adapted), _weights(scratch)
+    assert start.keys() == after.keys()
+    assert max(float((after[k].float() - start[k].float()).abs().max()) for k in start) < 5e-3
+    assert max(float((fresh[k].float() - start[k].float()).abs().max()) for k in start) > 5e-2
+
+    config = json.loads((adapted / "model" / "config.json").read_text())
+    assert config["airquill_family"] == "masked" and config["airquill_block_sizes"] and config["mask_token_id"] >= 0
+    assert "adapted from the 'ar' model" in (adapted / "model" / "README.md").read_text()
+    adapter = load_adapter(str(adapted / "model"))
+    state = MaskedDenoiser.for_generation(adapter, "In the beginning", 16, SamplingOptions(steps=4))
+    assert denoise(adapter, state).is_final and adapter.mask_id not in state.output_ids
+
+    resumed = subprocess.run(_train(corpus, adapted, 3 * 4 * 32, "masked", 1, "--init-from", str(twin / "model")),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0 and "budget changed at step 1" in resumed.stderr
+    assert json.loads((adapted / "model" / "training.json").read_text())["adapted_from"] == "ar"
+
+    refused = subprocess.run(_train(corpus, tmp_path / "no", 4 * 32, "ar", 1, "--init-from", str(adapted / "model")),
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "is a 'masked' model; --init-from needs a 'ar' model" in refused.stderr
+
+
 @pytest.mark.parametrize("noise", ["uniform", "absorbing"])
 def test_uniform_family_trains_and_samples_through_the_diffusion_gemma_adapter(corpus, tmp_path, noise):
     from airquill.server.models.diffusion_gemma import DiffusionGemmaAdapter
