@@ -95,12 +95,12 @@ def model_card(stats: dict, *, parameters: int, command: str, samples: list[tupl
                      f"schedule follows the new budget from there)" for c in stats.get("budget_changes", []))
     start = ""
     if cfg.get("init_from"):
-        how = "fine-tuned from"
+        how = "fine-tuned from it"
         if stats.get("adapted_from"):
-            how = (f"adapted from the {stats['adapted_from']!r} model (AR-to-diffusion adaptation, as DiffuLLaMA and "
-                   f"Dream do: its weights, trained from there with this family's objective and attention mask; no "
-                   f"shift, so position i still predicts token i) at")
-        start = f"\n| started from | {how} `{cfg['init_from']}` |"
+            how = (f"a model of the {stats['adapted_from']!r} family, adapted (AR-to-diffusion adaptation, as "
+                   f"DiffuLLaMA and Dream do: its weights, trained from there with this family's objective and "
+                   f"attention mask; no shift, so position i still predicts token i)")
+        start = f"\n| started from | `{cfg['init_from']}`: {how} |"
     curve = "\n".join(f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} |" for h in history)
     return f"""# {stats['name']}
 

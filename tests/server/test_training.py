@@ -125,7 +125,7 @@ def test_a_masked_model_starts_from_its_autoregressive_twin(corpus, tmp_path):
 
     config = json.loads((adapted / "model" / "config.json").read_text())
     assert config["airquill_family"] == "masked" and config["airquill_block_sizes"] and config["mask_token_id"] >= 0
-    assert "adapted from the 'ar' model" in (adapted / "model" / "README.md").read_text()
+    assert "`: a model of the 'ar' family, adapted" in (adapted / "model" / "README.md").read_text()
     adapter = load_adapter(str(adapted / "model"))
     state = MaskedDenoiser.for_generation(adapter, "In the beginning", 16, SamplingOptions(steps=4))
     assert denoise(adapter, state).is_final and adapter.mask_id not in state.output_ids
