@@ -359,13 +359,13 @@ def load_trained(path: str, family: str, *, adapt: str | None = None):
 
     found = getattr(model_config(path), "airquill_family", None)
     if found != family and (adapt is None or found != adapt):
-        also = f" (or a {adapt!r} model to adapt)" if adapt else ""
-        raise ValueError(f"{path} is a {found!r} model; --init-from needs a {family!r} model{also}")
-    if family == "uniform":
+        also = f" (or of the {adapt!r} family, to adapt)" if adapt else ""
+        raise ValueError(f"{path} is a {found!r} model; --init-from needs a model of the {family!r} family{also}")
+    if found == "uniform":
         from transformers import DiffusionGemmaForBlockDiffusion
 
         return DiffusionGemmaForBlockDiffusion.from_pretrained(path, dtype=torch.float32)
-    if family == "continuous":
+    if found == "continuous":
         from airquill.server.models.continuous import ContinuousDiffusionModel
 
         return ContinuousDiffusionModel.from_pretrained(path, dtype=torch.float32)

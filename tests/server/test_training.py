@@ -137,7 +137,7 @@ def test_a_masked_model_starts_from_its_autoregressive_twin(corpus, tmp_path):
 
     refused = subprocess.run(_train(corpus, tmp_path / "no", 4 * 32, "ar", 1, "--init-from", str(adapted / "model")),
                              capture_output=True, text=True)
-    assert refused.returncode != 0 and "is a 'masked' model; --init-from needs a 'ar' model" in refused.stderr
+    assert refused.returncode != 0 and "is a 'masked' model; --init-from needs a model of the 'ar' family" in refused.stderr
 
 
 @pytest.mark.parametrize("noise", ["uniform", "absorbing"])
