@@ -68,7 +68,7 @@ def measure(*, model, ar_model, chapters: int, length: int, parallelism: list[in
                    "ar_tokens_per_s": ar_tokens / ar_seconds}
     best = max(rows, key=lambda k: rows[k]["chapters_per_min"])
     best_ar = max(rows, key=lambda k: rows[k]["ar_chapters_per_min"])
-    out = {"model": adapter.name, "chapters": chapters, "length": length, "setting": options.schedule,
+    out = {"model": adapter.name, "chapters": chapters, "length": length, "setting": _label(options),
            "rows": rows, "best_parallel": best,
            "book_efficiency": rows[best]["tokens_per_s"] / rows[best]["direct_tokens_per_s"],
            "speedup_best": rows[best]["chapters_per_min"] / rows[best_ar]["ar_chapters_per_min"],
@@ -78,11 +78,17 @@ def measure(*, model, ar_model, chapters: int, length: int, parallelism: list[in
     return out
 
 
+def _label(options: SamplingOptions) -> str:
+    label = f"threshold {options.threshold}" if options.schedule == "threshold" else \
+        f"{options.schedule} {options.steps} steps"
+    return label + (f", block {options.block_size}" if options.block_size else "")
+
+
 def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     options = SamplingOptions(steps=args.steps, schedule=args.schedule, threshold=args.threshold,
-                              stop_at_eos=False)
+                              block_size=args.block_size, stop_at_eos=False)
     out = measure(model=args.model, ar_model=args.ar_model or str(MODELS / "kjv-ar"), chapters=args.chapters,
                   length=args.length, parallelism=args.parallel, options=options, device=args.device)
     if args.json:

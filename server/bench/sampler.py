@@ -50,7 +50,7 @@ def settings(quick: bool) -> list[Setting]:
         grid.append(Setting(f"threshold {threshold}", replace(base, schedule="threshold", threshold=threshold)))
     for bound in (0.5, 1.0, 2.0):
         grid.append(Setting(f"entropy bound {bound}", replace(base, schedule="entropy", entropy_bound=bound)))
-    for block in (16, 64):
+    for block in (8, 16, 64):
         grid.append(Setting(f"threshold 0.7, block {block}",
                             replace(base, schedule="threshold", threshold=0.7, block_size=block)))
     grid.append(Setting("linear 128 steps, no prefix cache", replace(base, prefix_cache=False)))

@@ -6,6 +6,7 @@ tokens independent of what else is in the batch.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -33,16 +34,21 @@ def draw(logits: torch.Tensor, *, temperature: float, top_p: float, generator: t
         logits[:, penalized] = torch.where(chosen > 0, chosen / penalty, chosen * penalty)
     if banned:
         logits[:, list(banned)] = float("-inf")
-    logits = tempered(logits, temperature=temperature, top_p=top_p)
+    if temperature > 0:
+        logits = logits / temperature
+    columns = None
+    if top_p < 1.0:  # only the nucleus's columns go on: the same draw over a far narrower table
+        columns, logits = nucleus(logits, top_p)
     logp = torch.log_softmax(logits, dim=-1)
     probs = logp.exp()
     entropy = -(probs * torch.where(probs > 0, logp, torch.zeros_like(logp))).sum(-1)
     if temperature > 0:
         u = torch.rand(logits.shape, generator=generator, dtype=torch.float64).clamp_(1e-300, 1.0)
-        tokens = (logp - torch.log(-torch.log(u))).argmax(-1)
+        picked = (logp - torch.log(-torch.log(u))).argmax(-1)
     else:
-        tokens = logp.argmax(-1)
-    confidence = probs.gather(-1, tokens[:, None]).squeeze(-1)
+        picked = logp.argmax(-1)
+    confidence = probs.gather(-1, picked[:, None]).squeeze(-1)
+    tokens = picked if columns is None else columns.gather(-1, picked[:, None]).squeeze(-1)
     return Draw(tokens=tokens, confidence=confidence, entropy=entropy)
 
 
@@ -55,11 +61,23 @@ def tempered(logits: torch.Tensor, *, temperature: float, top_p: float) -> torch
 
 
 def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    cumulative = sorted_logits.softmax(-1).cumsum(-1)
-    drop = cumulative - sorted_logits.softmax(-1) >= top_p  # keep the smallest set reaching top_p
-    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    columns, kept = nucleus(logits, top_p)
+    return torch.full_like(logits, float("-inf")).scatter(-1, columns, kept)
+
+
+def nucleus(logits: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-p nucleus of each row: (columns [rows, k], their logits, those outside the nucleus at -inf) — the
+    smallest set of the most likely tokens whose probability reaches top_p, as a full sort finds it, found by a
+    partial one (topk) over the only tokens that can belong: a token under (1 - top_p) / vocabulary in
+    probability never does, since all of those together hold less than 1 - top_p."""
+    width = logits.shape[-1]
+    normalizer = logits.logsumexp(-1, keepdim=True)
+    floor = math.log((1.0 - top_p) / width)
+    k = max(1, int((logits - normalizer >= floor).sum(-1).max()))
+    values, columns = logits.topk(k, dim=-1)  # descending
+    probs = (values - normalizer).exp()
+    drop = probs.cumsum(-1) - probs >= top_p  # keep the smallest set reaching top_p
+    return columns, values.masked_fill(drop, float("-inf"))
 
 
 def ordinary_ids(tokenizer, vocab_size: int) -> torch.Tensor:

@@ -306,6 +306,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     book.add_argument("--steps", type=int, default=128)
     book.add_argument("--schedule", default="linear", choices=["linear", "cosine", "random", "threshold", "entropy"])
     book.add_argument("--threshold", type=float, default=0.9)
+    book.add_argument("--block-size", type=int, help="canvas block (default: the model's)")
     render = bench("render", "airquill.vr_client.bench_render", "frame cost of the text renderer (headless EGL)",
                    model=False)
     render.add_argument("--frames", type=int, default=30)

@@ -133,7 +133,8 @@ def test_book_against_a_remote_server(tmp_path):
 
 
 def test_bench_book_runs_end_to_end(tmp_path):
-    """A smoke run of `airquill bench book` with a small AR stand-in for the twin: the JSON keys are there."""
+    """A smoke run of `airquill bench book` with a small AR stand-in for the twin, at a threshold setting with its
+    own block size (how a qualifying `bench sampler` setting is named): the JSON keys are there."""
     from transformers import AutoTokenizer
 
     from airquill.assets import MODELS
@@ -144,12 +145,14 @@ def test_bench_book_runs_end_to_end(tmp_path):
         tmp_path / "ar")
     tokenizer.save_pretrained(tmp_path / "ar")
     result = airquill("bench", "book", "--json", "--chapters", "4", "--length", "16", "--steps", "4",
-                      "--parallel", "1", "4", "--ar-model", str(tmp_path / "ar"))
+                      "--parallel", "1", "4", "--ar-model", str(tmp_path / "ar"), "--schedule", "threshold",
+                      "--threshold", "0.7", "--block-size", "8")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     for key in ("book_efficiency", "speedup_best", "chapters_per_min_best", "projection_999_minutes"):
         assert out[key] > 0
     assert set(out["rows"]) == {"1", "4"}
+    assert out["setting"] == "threshold 0.7, block 8"
 
 
 def test_book_mode_refuses_a_model_of_another_family(tmp_path):

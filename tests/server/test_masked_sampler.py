@@ -247,3 +247,33 @@ def test_repetition_penalty_pushes_down_tokens_already_nearby():
     assert torch.allclose(pushed.entropy, -(p_pushed * p_pushed.log()).sum())
     with pytest.raises(ValueError, match="repetition_penalty"):
         SamplingOptions(repetition_penalty=0.5).validate()
+
+
+def _sorted_nucleus(logits: torch.Tensor, top_p: float) -> list[set[int]]:
+    """The nucleus as its definition reads, by a full sort: the fewest most likely tokens reaching top_p."""
+    rows = []
+    for row in logits:
+        probs, order = row.softmax(-1).sort(descending=True)
+        before = probs.cumsum(-1) - probs
+        rows.append(set(order[before < top_p].tolist()))
+    return rows
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**16), scale=st.sampled_from([0.05, 1.0, 4.0, 30.0]),
+       top_p=st.sampled_from([0.5, 0.9, 0.95, 0.999]), width=st.sampled_from([7, 300, 4096]))
+def test_nucleus_is_the_top_p_set_a_full_sort_finds(seed, scale, top_p, width):
+    """The partial sort keeps exactly the tokens the definition keeps, for flat and peaked rows alike, and a draw
+    only ever returns one of them, with its probability renormalised over the nucleus."""
+    from airquill.server.sampling.noise import draw, nucleus
+
+    logits = torch.randn(5, width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * scale
+    columns, kept = nucleus(logits, top_p)
+    ours = [set(c[k > float("-inf")].tolist()) for c, k in zip(columns, kept)]
+    assert ours == _sorted_nucleus(logits, top_p)
+    drawn = draw(logits, temperature=1.0, top_p=top_p, generator=torch.Generator().manual_seed(seed))
+    for row, token, confidence, allowed in zip(logits, drawn.tokens.tolist(), drawn.confidence, ours):
+        assert token in allowed
+        inside = torch.tensor(sorted(allowed))
+        expected = row[token].exp() / row[inside].exp().sum()
+        assert torch.isclose(confidence, expected)
