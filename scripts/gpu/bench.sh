@@ -4,7 +4,8 @@
 # and log written to $OUT (default out/gpu). Stages: train (the shipped masked recipe on the GPU, for its speed),
 # families (the DiffusionGemma-shaped model at realistic size streamed at batch 1; the masked family against the
 # AR twin at batch 1 and 32; the prefix cache at 2,048 tokens), sampler (speedup_b32 on a GPU), book (chapters of
-# 2,000 tokens). The limits add up to 500 s, so the whole run fits one 10-minute call; `bench.sh book` runs one
+# 2,000 tokens, at the setting that qualifies in bench sampler on the CPU). The limits add up to 500 s, so the
+# whole run fits one 10-minute call; `bench.sh book` runs one
 # stage. DEVICE=cpu makes a (slow) smoke run on a machine without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,4 +43,5 @@ stage train 60 train assets/corpus/kjv.txt.gz --family masked --out /tmp/airquil
 stage families 200 bench families --json --families masked --quick --batch 1 32 --length 128 --long-length 2048 \
     --shaped realistic
 stage sampler 90 bench sampler --json --quick --batch 1 32 --length 256
-stage book 150 bench book --json --chapters 64 --length 2000 --steps 500 --parallel 16 64
+stage book 150 bench book --json --chapters 64 --length 2000 --schedule threshold --threshold 0.7 \
+    --block-size 16 --parallel 16 64

@@ -135,8 +135,22 @@ def quality(scorer, prompts, samples) -> dict:
             "distinct2": distinct_n(samples, 2)}
 
 
+def in_rounds(run, prompts: list, batch: int) -> dict:
+    """`run(prompts)` over `prompts` taken `batch` at a time, one round after another, as one result: every round's
+    samples, its seconds added up, and the per-token figures over all the tokens generated."""
+    parts = [run(prompts[first : first + batch]) for first in range(0, len(prompts), batch)]
+    generated = [sum(len(s) for s in part["samples"]) for part in parts]
+    total, seconds = sum(generated), sum(part["seconds"] for part in parts)
+    return {"samples": [s for part in parts for s in part["samples"]], "seconds": seconds,
+            "tokens_per_s": total / seconds,
+            **{key: sum(part[key] * n for part, n in zip(parts, generated)) / total
+               for key in ("forwards_per_token", "model_tokens_per_token")}}
+
+
 def measure(*, model: str | None, ar_model: str, length: int, batches: list[int], quick: bool,
-            device: str | None) -> dict:
+            device: str | None, samples: int = 1) -> dict:
+    """Each batch size runs at least `samples` prompts (a batch of 1 runs 16 rounds of one prompt for 16): one
+    128-token sample judges a setting's quality by chance, and one second of generation its speed."""
     from transformers import AutoModelForCausalLM
 
     adapter = load_adapter(model, device=device)
@@ -144,18 +158,22 @@ def measure(*, model: str | None, ar_model: str, length: int, batches: list[int]
     scorer = scorer.to(pick_device(device)).eval()
     if len(adapter.tokenizer) != scorer.config.vocab_size:
         raise ValueError("the AR twin must share the masked model's tokenizer")
-    results: dict = {"model": adapter.name, "ar_model": str(ar_model), "length": length, "batches": {}}
+    results: dict = {"model": adapter.name, "ar_model": str(ar_model), "length": length, "batches": {},
+                     "samples": samples}
     for batch in batches:
-        prompts, references = heldout_prompts(adapter.tokenizer, count=batch, prompt_tokens=16, length=length)
+        rounds = -(-samples // batch)
+        prompts, references = heldout_prompts(adapter.tokenizer, count=batch * rounds, prompt_tokens=16,
+                                              length=length)
         held = quality(scorer, prompts, references)
         rows = []
         for setting in settings(quick):
             if setting.options is None:
-                run = run_ar(scorer, adapter.tokenizer, prompts, length, DEFAULT)
+                run = in_rounds(lambda part: run_ar(scorer, adapter.tokenizer, part, length, DEFAULT), prompts, batch)
             else:
-                run = run_masked(adapter, setting.options, prompts, length)
+                run = in_rounds(lambda part: run_masked(adapter, setting.options, part, length), prompts, batch)
             rows.append({"setting": setting.label, "family": "ar" if setting.options is None else "masked",
-                         **{k: v for k, v in run.items() if k != "samples"}, **quality(scorer, prompts, run["samples"])})
+                         **{k: v for k, v in run.items() if k != "samples"}, "prompts": len(run["samples"]),
+                         **quality(scorer, prompts, run["samples"])})
         results["batches"][batch] = {"heldout": held, "rows": judge(rows, held)}
     return summarize(results)
 
@@ -233,7 +251,8 @@ def quality_cells(r: dict) -> str:
 
 
 def report(results: dict) -> str:
-    lines = [f"bench sampler: {results['model']} vs {results['ar_model']}, {results['length']} tokens"]
+    lines = [f"bench sampler: {results['model']} vs {results['ar_model']}, {results['length']} tokens, "
+             f"at least {results['samples']} samples per batch size"]
     lines += batch_lines(results, lambda r: (
         f"  {r['setting']:<38} {r['tokens_per_s']:8.1f} tok/s x{r['speedup']:5.2f} | "
         f"fwd/tok {r['forwards_per_token']:5.3f} | model tok/tok {r['model_tokens_per_token']:6.1f} | "
@@ -247,7 +266,7 @@ def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     results = measure(model=args.model, ar_model=args.ar_model or str(MODELS / "kjv-ar"), length=args.length,
-                      batches=args.batch, quick=args.quick, device=args.device)
+                      batches=args.batch, quick=args.quick, device=args.device, samples=args.samples)
     if args.plot:
         plot(results, Path(args.plot))
     print(json.dumps(results) if args.json else report(results))

@@ -276,6 +276,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     sampler.add_argument("--length", type=int, default=256)
     sampler.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     sampler.add_argument("--quick", action="store_true", help="three settings only")
+    sampler.add_argument("--samples", type=int, default=16,
+                         help="prompts per batch size at least: a smaller batch runs in rounds (default 16)")
     sampler.add_argument("--plot", help="write the quality/speed plot (PNG) here")
     families = bench("families", "airquill.server.bench.families",
                      "masked vs uniform-noise family vs the AR twin: quality against steps and speed")

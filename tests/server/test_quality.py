@@ -58,7 +58,8 @@ def test_perplexity_of_a_certain_model_is_one(tokenizer):
 
 
 def test_bench_sampler_runs_end_to_end(tokenizer, tmp_path):
-    """A smoke run of `airquill bench sampler --quick` against a small AR scorer: the JSON keys are there."""
+    """A smoke run of `airquill bench sampler --quick` against a small AR scorer: the JSON keys are there, and a
+    batch smaller than `--samples` runs in rounds (3 prompts at batch 1, two rounds of 2 at batch 2)."""
     import json
     import subprocess
     import sys
@@ -70,7 +71,7 @@ def test_bench_sampler_runs_end_to_end(tokenizer, tmp_path):
     scorer.save_pretrained(tmp_path / "ar")
     shipped.save_pretrained(tmp_path / "ar")
     result = subprocess.run([sys.executable, "-m", "airquill", "bench", "sampler", "--quick", "--json", "--batch", "1",
-                             "2", "--length", "16", "--ar-model", str(tmp_path / "ar"), "--plot",
+                             "2", "--samples", "3", "--length", "16", "--ar-model", str(tmp_path / "ar"), "--plot",
                              str(tmp_path / "plot.png")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
@@ -79,4 +80,5 @@ def test_bench_sampler_runs_end_to_end(tokenizer, tmp_path):
     rows = out["batches"]["1"]["rows"]
     assert rows[0]["family"] == "ar" and rows[0]["speedup"] == 1.0
     assert all(r["tokens_per_s"] > 0 and r["genppl"] > 1 for r in rows)
+    assert {r["prompts"] for r in rows} == {3} and {r["prompts"] for r in out["batches"]["2"]["rows"]} == {4}
     assert (tmp_path / "plot.png").stat().st_size > 1000
