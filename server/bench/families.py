@@ -29,7 +29,8 @@ import torch
 from airquill.assets import MODELS
 from airquill.server.bench.controls import control_rows
 from airquill.server.bench.sampler import (CONTINUOUS_BASE, DEFAULT, UNIFORM_BASE, batch_lines, heldout_prompts,
-                                           judge, plot, quality, quality_cells, run_ar, run_masked, run_states)
+                                           in_rounds, judge, plot, quality, quality_cells, run_ar, run_masked,
+                                           run_states)
 from airquill.server.models.loader import load_adapter, pick_device
 from airquill.server.sampling.options import SamplingOptions
 from airquill.server.sampling.continuous import NOISE_SCHEDULES, SPACINGS, ContinuousDenoiser, ContinuousOptions
@@ -253,7 +254,8 @@ def load_families(*, model: str | None, uniform_model: str | None, continuous_mo
 def measure(*, model: str | None, uniform_model: str | None, ar_model: str, length: int, batches: list[int],
             quick: bool, device: str | None, long_length: int, gpu_size: str | None,
             continuous_model: str | None = None, absorbing_model: str | None = None,
-            families: tuple[str, ...] | None = None, controls: bool = True) -> dict:
+            families: tuple[str, ...] | None = None, controls: bool = True, samples: int = 1) -> dict:
+    """`samples`: prompts per batch size at least, a smaller batch running in rounds (see `bench sampler`)."""
     from transformers import AutoModelForCausalLM
 
     dev = pick_device(device)
@@ -271,8 +273,9 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
                      "continuous_schedule": getattr(adapters.get("continuous"), "noise_schedule", None)}
     prompts_of: dict[int, list[list[int]]] = {}
     for batch in batches:
-        prompts, references = heldout_prompts(tokenizer, count=batch, prompt_tokens=16, length=length)
-        prompts_of[batch] = prompts
+        prompts, references = heldout_prompts(tokenizer, count=batch * -(-samples // batch), prompt_tokens=16,
+                                              length=length)
+        prompts_of[batch] = prompts[:batch]
         held = quality(scorer, prompts, references)
         rows = []
         settings = family_settings(length, quick)
@@ -285,7 +288,7 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
         if "continuous" in adapters:
             settings += continuous_settings(adapters["continuous"], quick=quick, last_batch=batch == max(batches))
         for setting in settings:
-            run = run_setting(setting, adapters, scorer, prompts, length)
+            run = in_rounds(lambda part: run_setting(setting, adapters, scorer, part, length), prompts, batch)
             steps = run["forwards_per_token"] * length
             rows.append({"setting": setting.label, "family": setting.family, "steps": steps,
                          **{k: v for k, v in run.items() if k != "samples"}, **quality(scorer, prompts, run["samples"])})
@@ -407,7 +410,7 @@ def main(args) -> int:
                       ar_model=args.ar_model or str(MODELS / "kjv-ar"), length=args.length, batches=args.batch,
                       quick=args.quick, device=args.device, long_length=args.long_length, gpu_size=gpu_size,
                       absorbing_model=args.absorbing_model, families=tuple(args.families) if args.families else None,
-                      controls=not args.no_controls)
+                      controls=not args.no_controls, samples=args.samples)
     if args.plot:
         plot(results, Path(args.plot))
     print(json.dumps(results) if args.json else report(results))

@@ -297,6 +297,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     families.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     families.add_argument("--long-length", type=int, default=2048, help="output length of the prefix-cache rows")
     families.add_argument("--quick", action="store_true", help="fewer settings")
+    families.add_argument("--samples", type=int, default=1,
+                          help="prompts per batch size at least: a smaller batch runs in rounds (bench sampler: 16)")
     families.add_argument("--shaped", choices=["realistic", "tiny"],
                           help="also time a DiffusionGemma-shaped random model (default: realistic on CUDA, else off)")
     families.add_argument("--plot", help="write the quality/speed plot (PNG) here")
