@@ -43,5 +43,5 @@ stage train 60 train assets/corpus/kjv.txt.gz --family masked --out /tmp/airquil
 stage families 200 bench families --json --families masked --quick --batch 1 32 --length 128 --long-length 2048 \
     --shaped realistic
 stage sampler 90 bench sampler --json --quick --batch 1 32 --length 256
-stage book 150 bench book --json --chapters 64 --length 2000 --schedule threshold --threshold 0.7 \
-    --block-size 16 --parallel 16 64
+stage book 150 bench book --json --chapters 64 --length 2000 --schedule threshold --threshold 0.5 \
+    --parallel 16 64
