@@ -364,7 +364,11 @@ def measure_voice(repeats: int) -> dict:
 
 def _pump(app, scene, panel, started: float, span: tuple[int, int], *, limit: float = 120.0) -> dict:
     """The frame loop, reduced: apply events one at a time (polling every millisecond) until the panel's request
-    ended; note when a step first showed noise and when the last step came (seconds after `started`)."""
+    ended; note when a step first showed noise and when the last step came (seconds after `started`), and whether
+    that first noise kept to `span`: the text before and after the noisy cells is the text that stood before and
+    after the span's cells. (In text, not cell numbers: the server re-tokenises the text, and a span the model
+    wrote in a non-canonical tokenisation, "hast|he|aded", comes back in more or fewer tokens.)"""
+    before = [c.text for c in panel.text.cells]
     first = last = None
     in_span = None
     steps = 0
@@ -384,7 +388,9 @@ def _pump(app, scene, panel, started: float, span: tuple[int, int], *, limit: fl
             noisy = [i for i, c in enumerate(panel.text.cells) if c.noise > 0]
             if noisy:
                 first = now
-                in_span = span[0] <= min(noisy) and max(noisy) < span[1]
+                cells = [c.text for c in panel.text.cells]
+                in_span = "".join(cells[: min(noisy)]) == "".join(before[: span[0]]) and \
+                    "".join(cells[max(noisy) + 1 :]) == "".join(before[span[1] :])
     raise RuntimeError("the request ended before the pump saw it")
 
 
