@@ -28,7 +28,7 @@ import torch
 
 from airquill.assets import MODELS
 from airquill.server.bench.controls import control_rows
-from airquill.server.bench.sampler import (CONTINUOUS_BASE, DEFAULT, UNIFORM_BASE, batch_lines, heldout_prompts,
+from airquill.server.bench.sampler import (CONTINUOUS_BASE, DEFAULT, UNIFORM_BASE, batch_lines, heldout_rounds,
                                            in_rounds, judge, plot, quality, quality_cells, run_ar, run_masked,
                                            run_states)
 from airquill.server.models.loader import load_adapter, pick_device
@@ -273,8 +273,7 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
                      "continuous_schedule": getattr(adapters.get("continuous"), "noise_schedule", None)}
     prompts_of: dict[int, list[list[int]]] = {}
     for batch in batches:
-        prompts, references = heldout_prompts(tokenizer, count=batch * -(-samples // batch), prompt_tokens=16,
-                                              length=length)
+        prompts, references = heldout_rounds(tokenizer, batch=batch, samples=samples, length=length)
         prompts_of[batch] = prompts[:batch]
         held = quality(scorer, prompts, references)
         rows = []

@@ -135,6 +135,11 @@ def quality(scorer, prompts, samples) -> dict:
             "distinct2": distinct_n(samples, 2)}
 
 
+def heldout_rounds(tokenizer, *, batch: int, samples: int, length: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Held-out prompts (16 tokens) and their continuations for whole rounds of `batch`, at least `samples` in all."""
+    return heldout_prompts(tokenizer, count=batch * -(-samples // batch), prompt_tokens=16, length=length)
+
+
 def in_rounds(run, prompts: list, batch: int) -> dict:
     """`run(prompts)` over `prompts` taken `batch` at a time, one round after another, as one result: every round's
     samples, its seconds added up, and the per-token figures over all the tokens generated."""
@@ -161,9 +166,7 @@ def measure(*, model: str | None, ar_model: str, length: int, batches: list[int]
     results: dict = {"model": adapter.name, "ar_model": str(ar_model), "length": length, "batches": {},
                      "samples": samples}
     for batch in batches:
-        rounds = -(-samples // batch)
-        prompts, references = heldout_prompts(adapter.tokenizer, count=batch * rounds, prompt_tokens=16,
-                                              length=length)
+        prompts, references = heldout_rounds(adapter.tokenizer, batch=batch, samples=samples, length=length)
         held = quality(scorer, prompts, references)
         rows = []
         for setting in settings(quick):
