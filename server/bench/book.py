@@ -9,12 +9,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from airquill.assets import MODELS
-from airquill.server.bench.sampler import run_ar
+from airquill.server.bench.sampler import load_twin, run_ar
 from airquill.server.book.runner import generate_local
-from airquill.server.models.loader import load_adapter, pick_device
+from airquill.server.models.loader import load_adapter
 from airquill.server.sampling.drivers import Scheduler
 from airquill.server.sampling.masked import MaskedDenoiser
 from airquill.server.sampling.options import SamplingOptions
@@ -44,11 +42,8 @@ def _direct(adapter, outline: Outline, *, parallel: int, length: int, options: S
 
 def measure(*, model, ar_model, chapters: int, length: int, parallelism: list[int], options: SamplingOptions,
             device) -> dict:
-    from transformers import AutoModelForCausalLM
-
     adapter = load_adapter(model, device=device)
-    ar = AutoModelForCausalLM.from_pretrained(ar_model, local_files_only=True, dtype=torch.float32)
-    ar = ar.to(pick_device(device)).eval()
+    ar = load_twin(ar_model, [adapter], device=device)
     outline = _outline(chapters)
     prompts = [adapter.tokenizer(c.entry, add_special_tokens=False)["input_ids"] for c in outline.chapters]
     rows = {}
@@ -85,8 +80,6 @@ def _label(options: SamplingOptions) -> str:
 
 
 def main(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     options = SamplingOptions(steps=args.steps, schedule=args.schedule, threshold=args.threshold,
                               block_size=args.block_size, stop_at_eos=False)
     out = measure(model=args.model, ar_model=args.ar_model or str(MODELS / "kjv-ar"), chapters=args.chapters,

@@ -29,8 +29,8 @@ import torch
 from airquill.assets import MODELS
 from airquill.server.bench.controls import control_rows
 from airquill.server.bench.sampler import (CONTINUOUS_BASE, DEFAULT, UNIFORM_BASE, batch_lines, heldout_rounds,
-                                           in_rounds, judge, plot, quality, quality_cells, run_ar, run_masked,
-                                           run_states)
+                                           in_rounds, judge, load_twin, plot, quality, quality_cells, run_ar,
+                                           run_masked, run_states)
 from airquill.server.models.loader import load_adapter, pick_device
 from airquill.server.sampling.options import SamplingOptions
 from airquill.server.sampling.continuous import NOISE_SCHEDULES, SPACINGS, ContinuousDenoiser, ContinuousOptions
@@ -256,18 +256,13 @@ def measure(*, model: str | None, uniform_model: str | None, ar_model: str, leng
             continuous_model: str | None = None, absorbing_model: str | None = None,
             families: tuple[str, ...] | None = None, controls: bool = True, samples: int = 1) -> dict:
     """`samples`: prompts per batch size at least, a smaller batch running in rounds (see `bench sampler`)."""
-    from transformers import AutoModelForCausalLM
-
     dev = pick_device(device)
     if families is None:  # every family, the absorbing twin when one is given
         families = tuple(f for f in FAMILIES if f != "absorbing" or absorbing_model)
     adapters = load_families(model=model, uniform_model=uniform_model, continuous_model=continuous_model,
                              absorbing_model=absorbing_model, families=tuple(families), device=device)
     tokenizer = next(iter(adapters.values())).tokenizer  # all share the AR twin's (checked below)
-    scorer = AutoModelForCausalLM.from_pretrained(ar_model, local_files_only=True, dtype=torch.float32).to(dev).eval()
-    for adapter in adapters.values():
-        if len(adapter.tokenizer) != scorer.config.vocab_size:
-            raise ValueError(f"{adapter.name} does not share the AR twin's tokenizer")
+    scorer = load_twin(ar_model, adapters.values(), device=device)
     results: dict = {"models": {k: a.name for k, a in adapters.items()}, "ar_model": str(ar_model),
                      "length": length, "batches": {},
                      "continuous_schedule": getattr(adapters.get("continuous"), "noise_schedule", None)}
@@ -402,8 +397,6 @@ def report(results: dict) -> str:
 
 
 def main(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     gpu_size = args.shaped or ("realistic" if pick_device(args.device).type == "cuda" else None)
     results = measure(model=args.model, uniform_model=args.uniform_model, continuous_model=args.continuous_model,
                       ar_model=args.ar_model or str(MODELS / "kjv-ar"), length=args.length, batches=args.batch,

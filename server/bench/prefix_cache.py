@@ -62,9 +62,7 @@ def exactness(adapter, options: SamplingOptions, *, length: int) -> float:
 
 
 def run(*, model: str | None, length: int, steps: int, block_size: int | None, batches: list[int],
-        device: str | None, threads: int | None) -> dict:
-    if threads:
-        torch.set_num_threads(threads)
+        device: str | None) -> dict:
     adapter = load_adapter(model, device=device)
     base = SamplingOptions(steps=steps, block_size=block_size, temperature=0.8, top_p=0.95, stop_at_eos=False)
     results: dict = {"model": adapter.name, "length": length, "steps": steps,
@@ -100,6 +98,6 @@ def report(results: dict) -> str:
 
 def main(args) -> int:
     results = run(model=args.model, length=args.length, steps=args.steps, block_size=args.block_size,
-                  batches=args.batch, device=args.device, threads=args.threads)
+                  batches=args.batch, device=args.device)
     print(json.dumps(results) if args.json else report(results))
     return 0

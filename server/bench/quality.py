@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from airquill.server.sampling.noise import tempered
+
 
 def unigram_entropy(tokens: Sequence[int]) -> float:
     """Entropy (nats) of one sample's token unigram distribution."""
@@ -29,12 +31,10 @@ def distinct_n(samples: Sequence[Sequence[int]], n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-@torch.inference_mode()
-def generative_perplexity(scorer, prompts: Sequence[Sequence[int]], samples: Sequence[Sequence[int]], *,
-                          batch_size: int = 16) -> float:
-    """exp(mean negative log-likelihood) of the sample tokens given their prompts, under a causal LM."""
+def _scored(scorer, prompts: Sequence[Sequence[int]], samples: Sequence[Sequence[int]], batch_size: int):
+    """The scorer over (prompt + sample) texts, a chunk at a time: its logits for each next token, the next
+    tokens, and which of them are sample tokens (rows with an empty sample are left out)."""
     device = next(scorer.parameters()).device
-    total_nll, total_tokens = 0.0, 0
     pairs = [(list(p), list(s)) for p, s in zip(prompts, samples) if s]
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
@@ -48,8 +48,29 @@ def generative_perplexity(scorer, prompts: Sequence[Sequence[int]], samples: Seq
             attention[row, : len(seq)] = 1
             scored[row, len(p) : len(seq)] = True
         logits = scorer(input_ids=ids.to(device), attention_mask=attention.to(device)).logits.float().cpu()
-        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
-        mask = scored[:, 1:]
+        yield logits[:, :-1], ids[:, 1:], scored[:, 1:]
+
+
+@torch.inference_mode()
+def generative_perplexity(scorer, prompts: Sequence[Sequence[int]], samples: Sequence[Sequence[int]], *,
+                          batch_size: int = 16) -> float:
+    """exp(mean negative log-likelihood) of the sample tokens given their prompts, under a causal LM."""
+    total_nll, total_tokens = 0.0, 0
+    for logits, targets, mask in _scored(scorer, prompts, samples, batch_size):
+        nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
         total_nll += float(nll[mask].sum())
         total_tokens += int(mask.sum())
     return math.exp(total_nll / max(1, total_tokens))
+
+
+@torch.inference_mode()
+def drawn_probabilities(scorer, prompts: Sequence[Sequence[int]], samples: Sequence[Sequence[int]], *,
+                        temperature: float, top_p: float, batch_size: int = 16) -> list[list[float]]:
+    """Per sample, each token's probability under the scorer's sampling distribution (tempered, cut to the top-p
+    nucleus) given the text before it: how sure a sampler with the whole left context could have been."""
+    out = []
+    for logits, targets, mask in _scored(scorer, prompts, samples, batch_size):
+        probs = torch.softmax(tempered(logits, temperature=temperature, top_p=top_p), dim=-1)
+        drawn = probs.gather(-1, targets[..., None]).squeeze(-1)
+        out += [row[keep].tolist() for row, keep in zip(drawn, mask)]
+    return out

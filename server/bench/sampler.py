@@ -130,6 +130,19 @@ def run_ar(model, tokenizer, prompts, length: int, options: SamplingOptions) -> 
             "model_tokens_per_token": calls["tokens"] / generated}
 
 
+def load_twin(ar_model: str, adapters, *, device: str | None):
+    """The AR twin (float32, for timing and as the perplexity scorer); every diffusion model it is compared with
+    must share its tokenizer."""
+    from transformers import AutoModelForCausalLM
+
+    twin = AutoModelForCausalLM.from_pretrained(ar_model, local_files_only=True, dtype=torch.float32)
+    twin = twin.to(pick_device(device)).eval()
+    for adapter in adapters:
+        if len(adapter.tokenizer) != twin.config.vocab_size:
+            raise ValueError(f"{adapter.name} does not share the AR twin's tokenizer")
+    return twin
+
+
 def quality(scorer, prompts, samples) -> dict:
     return {"genppl": generative_perplexity(scorer, prompts, samples), "entropy": mean_unigram_entropy(samples),
             "distinct2": distinct_n(samples, 2)}
@@ -156,13 +169,8 @@ def measure(*, model: str | None, ar_model: str, length: int, batches: list[int]
             device: str | None, samples: int = 1) -> dict:
     """Each batch size runs at least `samples` prompts (a batch of 1 runs 16 rounds of one prompt for 16): one
     128-token sample judges a setting's quality by chance, and one second of generation its speed."""
-    from transformers import AutoModelForCausalLM
-
     adapter = load_adapter(model, device=device)
-    scorer = AutoModelForCausalLM.from_pretrained(ar_model, local_files_only=True, dtype=torch.float32)
-    scorer = scorer.to(pick_device(device)).eval()
-    if len(adapter.tokenizer) != scorer.config.vocab_size:
-        raise ValueError("the AR twin must share the masked model's tokenizer")
+    scorer = load_twin(ar_model, [adapter], device=device)
     results: dict = {"model": adapter.name, "ar_model": str(ar_model), "length": length, "batches": {},
                      "samples": samples}
     for batch in batches:
@@ -266,8 +274,6 @@ def report(results: dict) -> str:
 
 
 def main(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     results = measure(model=args.model, ar_model=args.ar_model or str(MODELS / "kjv-ar"), length=args.length,
                       batches=args.batch, quick=args.quick, device=args.device, samples=args.samples)
     if args.plot:

@@ -143,8 +143,6 @@ def report(r: dict) -> str:
 
 
 def main(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     adapter = load_adapter(args.model, device=args.device)
     results = asyncio.run(_measure(adapter, length=args.length, steps=args.steps, clients=args.clients,
                                    latency_requests=args.requests))

@@ -244,7 +244,15 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
 def _run_bench(args: argparse.Namespace) -> int:
     import importlib
 
-    return importlib.import_module(args.bench_module).main(args)
+    if getattr(args, "threads", None):  # every benchmark that loads a model takes --threads
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        return importlib.import_module(args.bench_module).main(args)
+    except (ValueError, OSError) as exc:  # a wrong or missing model, a bad option: say so, no traceback
+        print(f"airquill bench {args.bench}: {exc}", file=sys.stderr)
+        return 2
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
@@ -302,6 +310,16 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     families.add_argument("--shaped", choices=["realistic", "tiny"],
                           help="also time a DiffusionGemma-shaped random model (default: realistic on CUDA, else off)")
     families.add_argument("--plot", help="write the quality/speed plot (PNG) here")
+    parallel = bench("parallelism", "airquill.server.bench.parallelism",
+                     "tokens per step: what beating the AR twin needs, what the model commits at the gate, an oracle")
+    parallel.add_argument("--ar-model", help="the AR twin's folder (default: the shipped kjv-ar)")
+    parallel.add_argument("--length", type=int, default=128)
+    parallel.add_argument("--samples", type=int, default=16, help="prompts, run one at a time (batch 1)")
+    parallel.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.4, 0.3, 0.2])
+    parallel.add_argument("--blocks", type=int, nargs="+", default=[16, 32, 64])
+    parallel.add_argument("--confidences", type=float, nargs="+", default=[0.9, 0.7, 0.5, 0.3],
+                          help="the oracle's confidence levels")
+    parallel.add_argument("--target", type=float, default=4.0, help="speed-up over the twin to size the need for")
     book = bench("book", "airquill.server.bench.book", "book generation vs the direct scheduler and the AR twin")
     book.add_argument("--ar-model", help="the AR twin's folder (default: the shipped kjv-ar)")
     book.add_argument("--chapters", type=int, default=64)

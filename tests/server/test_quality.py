@@ -82,3 +82,64 @@ def test_bench_sampler_runs_end_to_end(tokenizer, tmp_path):
     assert all(r["tokens_per_s"] > 0 and r["genppl"] > 1 for r in rows)
     assert {r["prompts"] for r in rows} == {3} and {r["prompts"] for r in out["batches"]["2"]["rows"]} == {4}
     assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_oracle_steps_start_at_each_text_and_at_every_unsure_token():
+    from airquill.server.bench.parallelism import oracle_tokens_per_step
+
+    texts = [[0.1, 0.9, 0.9, 0.2], [0.6, 0.4]]
+    assert oracle_tokens_per_step(texts, 0.5) == pytest.approx(6 / 4)  # steps at 0.1, 0.2 | 0.6, 0.4
+    assert oracle_tokens_per_step(texts, 0.95) == 1.0  # nothing is sure: one token a step
+    assert oracle_tokens_per_step(texts, 0.0) == 3.0  # everything is: one step a text
+    with pytest.raises(ValueError):
+        oracle_tokens_per_step([[]], 0.5)
+
+
+def test_drawn_probabilities_match_perplexity_at_temperature_one(tokenizer):
+    """Untempered and uncut, the geometric mean of the drawn tokens' probabilities is 1 / perplexity; a cut
+    nucleus only raises what it keeps."""
+    from airquill.server.bench.quality import drawn_probabilities
+
+    torch.manual_seed(0)
+    model = build_model(ModelShape(hidden=16, layers=1, heads=2, intermediate=32, max_positions=64), tokenizer,
+                        "ar", block_size=8).eval()
+    prompts, samples = [[5, 6], [7]], [[8, 9, 10], [11, 12]]
+    probs = drawn_probabilities(model, prompts, samples, temperature=1.0, top_p=1.0, batch_size=1)
+    assert [len(p) for p in probs] == [3, 2]
+    logs = [math.log(p) for row in probs for p in row]
+    assert math.exp(-sum(logs) / len(logs)) == pytest.approx(generative_perplexity(model, prompts, samples), rel=1e-5)
+    cut = drawn_probabilities(model, prompts, samples, temperature=1.0, top_p=0.5)
+    assert all(c == 0.0 or c >= p for rc, rp in zip(cut, probs) for c, p in zip(rc, rp))
+
+
+def test_bench_parallelism_runs_end_to_end(tokenizer, tmp_path):
+    """A smoke run of `airquill bench parallelism` against a small AR twin: one row per threshold x block after
+    the twin's, each sized against the twin's forward pass; a model of another family is refused in one line."""
+    import json
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    shipped = AutoTokenizer.from_pretrained(str(MODELS / "kjv-masked"))
+    twin = build_model(ModelShape(hidden=32, layers=1, heads=2, intermediate=64), shipped, "ar", block_size=8)
+    twin.save_pretrained(tmp_path / "ar")
+    shipped.save_pretrained(tmp_path / "ar")
+    command = [sys.executable, "-m", "airquill", "bench", "parallelism", "--json", "--samples", "2", "--length", "16",
+               "--thresholds", "0.9", "0.3", "--blocks", "8", "--confidences", "0.5", "--target", "3",
+               "--ar-model", str(tmp_path / "ar")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    rows = out["rows"]
+    assert [r["setting"] for r in rows] == ["ar (generate, KV cache)", "threshold 0.9, block 8",
+                                            "threshold 0.3, block 8"]
+    assert rows[0]["tokens_per_step_needed"] == pytest.approx(3.0) and {r["prompts"] for r in rows} == {2}
+    for r in rows[1:]:
+        assert r["tokens_per_step"] >= 1.0  # a step commits at least one token
+        assert r["tokens_per_step_needed"] == pytest.approx(3 * r["ms_per_forward"] / out["twin_ms_per_forward"])
+    assert out["oracle_tokens_per_step"]["0.5"] >= 1.0
+    refused = subprocess.run(command[:-2] + ["--ar-model", str(tmp_path / "ar"), "--model",
+                                             str(MODELS / "kjv-uniform")], capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "runs the masked family" in refused.stderr
+    assert "Traceback" not in refused.stderr
