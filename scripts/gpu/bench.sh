@@ -6,7 +6,8 @@
 # AR twin at batch 1 and 32; the prefix cache at 2,048 tokens), sampler (speedup_b32 on a GPU), book (chapters of
 # 2,000 tokens, at the setting that qualifies in bench sampler on the CPU), parallelism (a step's cost against a
 # token of the twin on the GPU: the tokens per step the >= 4x target needs there). The limits add up to 525 s, so
-# the whole run fits one 10-minute call; `bench.sh book` runs one stage. DEVICE=cpu makes a (slow) smoke run on a machine without a GPU.
+# the whole run fits one 10-minute call; `bench.sh book` runs one stage. DEVICE=cpu makes a (slow) smoke run on a
+# machine without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-out/gpu}

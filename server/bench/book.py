@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from airquill.assets import MODELS
-from airquill.server.bench.sampler import load_twin, run_ar
+from airquill.server.bench.sampler import load_twin, run_ar, setting_label
 from airquill.server.book.runner import generate_local
 from airquill.server.models.loader import load_adapter
 from airquill.server.sampling.drivers import Scheduler
@@ -63,7 +63,7 @@ def measure(*, model, ar_model, chapters: int, length: int, parallelism: list[in
                    "ar_tokens_per_s": ar_tokens / ar_seconds}
     best = max(rows, key=lambda k: rows[k]["chapters_per_min"])
     best_ar = max(rows, key=lambda k: rows[k]["ar_chapters_per_min"])
-    out = {"model": adapter.name, "chapters": chapters, "length": length, "setting": _label(options),
+    out = {"model": adapter.name, "chapters": chapters, "length": length, "setting": setting_label(options),
            "rows": rows, "best_parallel": best,
            "book_efficiency": rows[best]["tokens_per_s"] / rows[best]["direct_tokens_per_s"],
            "speedup_best": rows[best]["chapters_per_min"] / rows[best_ar]["ar_chapters_per_min"],
@@ -71,12 +71,6 @@ def measure(*, model, ar_model, chapters: int, length: int, parallelism: list[in
     out["projection_999_minutes"] = 999 / out["chapters_per_min_best"]
     out["projection_999_ar_minutes"] = 999 / rows[best_ar]["ar_chapters_per_min"]
     return out
-
-
-def _label(options: SamplingOptions) -> str:
-    label = f"threshold {options.threshold}" if options.schedule == "threshold" else \
-        f"{options.schedule} {options.steps} steps"
-    return label + (f", block {options.block_size}" if options.block_size else "")
 
 
 def main(args) -> int:

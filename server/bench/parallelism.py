@@ -21,8 +21,9 @@ from dataclasses import replace
 from airquill.assets import MODELS
 from airquill.server.bench.quality import drawn_probabilities
 from airquill.server.bench.sampler import (DEFAULT, heldout_rounds, in_rounds, judge, load_twin, quality,
-                                           quality_cells, run_ar, run_masked)
+                                           quality_cells, run_ar, run_figures, run_masked, setting_label)
 from airquill.server.models.loader import load_adapter
+
 
 def oracle_tokens_per_step(probabilities: Sequence[Sequence[float]], tau: float) -> float:
     """Tokens per step when each step commits the leftmost open token and the run of tokens after it whose
@@ -47,13 +48,13 @@ def measure(*, model: str | None, ar_model: str, length: int, samples: int, thre
     twin = load_twin(ar_model, [adapter], device=device)
     prompts, references = heldout_rounds(adapter.tokenizer, batch=1, samples=samples, length=length)
     ar = in_rounds(lambda part: run_ar(twin, adapter.tokenizer, part, length, DEFAULT), prompts, 1)
-    rows = [{"setting": "ar (generate, KV cache)", "family": "ar", **_figures(twin, prompts, ar)}]
+    rows = [{"setting": "ar (generate, KV cache)", "family": "ar", **run_figures(twin, prompts, ar)}]
     for block in blocks:
         for threshold in thresholds:
             options = replace(DEFAULT, schedule="threshold", threshold=threshold, block_size=block)
             run = in_rounds(lambda part: run_masked(adapter, options, part, length), prompts, 1)
-            rows.append({"setting": f"threshold {threshold}, block {block}", "family": "masked", "block": block,
-                         "threshold": threshold, **_figures(twin, prompts, run)})
+            rows.append({"setting": setting_label(options), "family": "masked", "block": block,
+                         "threshold": threshold, **run_figures(twin, prompts, run)})
     held = quality(twin, prompts, references)
     judge(rows, held)
     twin_ms = ms_per_forward(rows[0])
@@ -70,11 +71,6 @@ def measure(*, model: str | None, ar_model: str, length: int, samples: int, thre
             "best_setting": best["setting"] if best else None,
             **{f"best_{key}": best[key] if best else None
                for key in ("speedup", "tokens_per_step", "tokens_per_step_needed", "genppl_ratio", "entropy_gap")}}
-
-
-def _figures(twin, prompts, run: dict) -> dict:
-    return {**{k: v for k, v in run.items() if k != "samples"}, "prompts": len(run["samples"]),
-            **quality(twin, prompts, run["samples"])}
 
 
 def report(results: dict) -> str:

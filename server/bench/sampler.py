@@ -148,6 +148,19 @@ def quality(scorer, prompts, samples) -> dict:
             "distinct2": distinct_n(samples, 2)}
 
 
+def run_figures(scorer, prompts, run: dict) -> dict:
+    """A run's figures for its row: speed and per-token counts, how many prompts it ran, and its samples' quality."""
+    return {**{k: v for k, v in run.items() if k != "samples"}, "prompts": len(run["samples"]),
+            **quality(scorer, prompts, run["samples"])}
+
+
+def setting_label(options: SamplingOptions) -> str:
+    """How a threshold or fixed-step setting is named in the benchmarks' rows (`threshold 0.5, block 32`)."""
+    label = f"threshold {options.threshold}" if options.schedule == "threshold" else \
+        f"{options.schedule} {options.steps} steps"
+    return label + (f", block {options.block_size}" if options.block_size else "")
+
+
 def heldout_rounds(tokenizer, *, batch: int, samples: int, length: int) -> tuple[list[list[int]], list[list[int]]]:
     """Held-out prompts (16 tokens) and their continuations for whole rounds of `batch`, at least `samples` in all."""
     return heldout_prompts(tokenizer, count=batch * -(-samples // batch), prompt_tokens=16, length=length)
@@ -183,8 +196,7 @@ def measure(*, model: str | None, ar_model: str, length: int, batches: list[int]
             else:
                 run = in_rounds(lambda part: run_masked(adapter, setting.options, part, length), prompts, batch)
             rows.append({"setting": setting.label, "family": "ar" if setting.options is None else "masked",
-                         **{k: v for k, v in run.items() if k != "samples"}, "prompts": len(run["samples"]),
-                         **quality(scorer, prompts, run["samples"])})
+                         **run_figures(scorer, prompts, run)})
         results["batches"][batch] = {"heldout": held, "rows": judge(rows, held)}
     return summarize(results)
 
